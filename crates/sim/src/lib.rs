@@ -1,0 +1,1 @@
+//! Bitcoin Protozoa creatures simulated as worker-pool tasks.

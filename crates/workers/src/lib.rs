@@ -1,0 +1,1 @@
+//! protozoa-workers: a worker pool whose every task settles.
