@@ -1,0 +1,15 @@
+//! Process workers: the pieces that let a pool run its handlers in child processes.
+//!
+//! - [`wire`]: the framed, versioned protocol between pool and worker;
+//! - [`channel`]: that protocol over a private Unix socket, with descriptors alongside;
+//! - [`shm`]: sealed shared memory segments and the caches that keep them mapped;
+//! - [`child`]: starting, limiting, killing and reaping a worker process;
+//! - [`worker_side`]: the loop a worker process runs to serve the pool.
+//!
+//! Linux only: sealed memory files and the parent-death signal have no portable equivalent.
+
+pub mod channel;
+pub mod child;
+pub mod shm;
+pub mod wire;
+pub mod worker_side;

@@ -1,0 +1,328 @@
+//! The worker process's side of the channel: find the inherited channel, greet the pool,
+//! then answer requests with a callback until the channel closes.
+//!
+//! Two threads share the work:
+//!
+//! - the *reader* decodes frames, opens and caches shared memory segments, sets the cancel
+//!   flag of a request on `Cancel`, drops released segments on `Release`, and passes every
+//!   request to the serving thread;
+//! - the *serving* thread (the caller of [`serve`]) runs the callback for one request at a
+//!   time and writes its reply.
+//!
+//! The loop ends cleanly (`Ok`) when the pool closes the channel or sends `Shutdown`, and with
+//! an error when a frame is garbled, which the pool sees as the process exiting non-zero.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::{io, thread};
+
+use super::channel::{self, ChannelReader, ChannelWriter, Received};
+use super::child::{CHANNEL_FD_ENV, WORKER_ID_ENV};
+use super::shm::{Segment, SegmentCache, ShmError};
+use super::wire::{
+    Done, Failure, FailureKind, Frame, Hello, Message, RequestId, SegmentRef, WireError,
+    DEFAULT_MAX_FRAME_LEN, PROTOCOL_VERSION,
+};
+
+/// Why the worker side could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerSideError {
+    #[error("{CHANNEL_FD_ENV} or {WORKER_ID_ENV} is not a number: {0:?}")]
+    BadEnvironment(String),
+    #[error("descriptor {0} is not a socket inherited from the pool")]
+    NotASocket(RawFd),
+    #[error("the pool sent a {0:?} message, which only a worker sends")]
+    UnexpectedMessage(super::wire::Kind),
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error(transparent)]
+    Shm(#[from] ShmError),
+    #[error("channel i/o failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The channel and identity a worker process inherited from the pool.
+#[derive(Debug)]
+pub struct WorkerEnv {
+    pub worker_id: u64,
+    stream: UnixStream,
+}
+
+impl WorkerEnv {
+    /// The inherited channel, or `None` when this process was not started as a worker.
+    ///
+    /// Call it once, early in `main`: it takes ownership of the inherited descriptor and
+    /// marks it close-on-exec so that programs the worker starts do not inherit it.
+    pub fn from_env() -> Result<Option<WorkerEnv>, WorkerSideError> {
+        let Some(fd) = std::env::var_os(CHANNEL_FD_ENV) else {
+            return Ok(None);
+        };
+        let fd: RawFd = parse_env(fd)?;
+        let worker_id: u64 = match std::env::var_os(WORKER_ID_ENV) {
+            Some(id) => parse_env(id)?,
+            None => 0,
+        };
+
+        // Check before owning: a stray number must not make us close someone else's file.
+        if fd < 0 || !is_socket(fd) {
+            return Err(WorkerSideError::NotASocket(fd));
+        }
+        // SAFETY: the pool passed this descriptor for us alone, it is open (checked above)
+        // and nothing else in this process claims it.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC).map_err(io::Error::from)?;
+        Ok(Some(WorkerEnv {
+            worker_id,
+            stream: UnixStream::from(owned),
+        }))
+    }
+
+    /// A worker env over any connected stream, for tests and custom launchers.
+    pub fn from_stream(worker_id: u64, stream: UnixStream) -> Self {
+        WorkerEnv { worker_id, stream }
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(value: std::ffi::OsString) -> Result<T, WorkerSideError> {
+    let text = value.to_string_lossy().into_owned();
+    text.parse()
+        .map_err(|_| WorkerSideError::BadEnvironment(text))
+}
+
+fn is_socket(fd: RawFd) -> bool {
+    // SAFETY: borrowed only for the fstat call; if `fd` is not open, fstat fails with EBADF.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    rustix::fs::fstat(fd)
+        .map(|stat| {
+            rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Socket
+        })
+        .unwrap_or(false)
+}
+
+/// A request handed to the callback.
+#[derive(Debug)]
+pub struct Request {
+    pub id: RequestId,
+    pub body: RequestBody,
+    /// Set when the pool cancels this request; a long handler should look at it.
+    pub cancelled: Arc<AtomicBool>,
+}
+
+/// What the pool asks for.
+#[derive(Debug)]
+pub enum RequestBody {
+    Initialize,
+    Reset,
+    Run {
+        task: String,
+        input: Vec<u8>,
+        segments: Vec<Arc<Segment>>,
+    },
+}
+
+/// The callback's answer.
+#[derive(Debug)]
+pub enum Response {
+    /// Success; `segments` travel as shared memory with the reply.
+    Done {
+        output: Vec<u8>,
+        segments: Vec<Arc<Segment>>,
+    },
+    Failed(Failure),
+}
+
+impl Response {
+    pub fn done(output: Vec<u8>) -> Self {
+        Response::Done {
+            output,
+            segments: Vec::new(),
+        }
+    }
+}
+
+/// What the reader passes to the serving thread.
+enum Inbound {
+    Request(Request),
+    Shutdown,
+    Closed,
+    Broken(WorkerSideError),
+}
+
+/// Greets the pool with the names of the tasks this worker runs, then serves requests with
+/// `handler` until the pool closes the channel or says `Shutdown`. A panic in `handler` is
+/// answered as a `Failed` reply of kind `Panicked`, and serving goes on.
+pub fn serve(
+    env: WorkerEnv,
+    tasks: Vec<String>,
+    mut handler: impl FnMut(Request) -> Response,
+) -> Result<(), WorkerSideError> {
+    let (reader, mut writer) = channel::split(env.stream, DEFAULT_MAX_FRAME_LEN)?;
+
+    // Greet first: the pool checks the version and the task names before sending work.
+    let hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        worker_id: env.worker_id,
+        pid: std::process::id(),
+        tasks,
+    };
+    writer.send(&Frame::new(RequestId(0), Message::Hello(hello)), &[])?;
+
+    // The reader runs beside us until the channel closes.
+    let flags: CancelFlags = Arc::default();
+    let (inbound_tx, inbound) = mpsc::channel();
+    let reader_flags = Arc::clone(&flags);
+    let reader = thread::Builder::new()
+        .name("protozoa-worker-reader".into())
+        .spawn(move || read_loop(reader, &inbound_tx, &reader_flags))?;
+
+    let result = serve_loop(&mut writer, &inbound, &flags, &mut handler);
+
+    // Unblock the reader if we stopped first, then wait for it.
+    let _ = writer.stream().shutdown(std::net::Shutdown::Both);
+    let _ = reader.join();
+    result
+}
+
+type CancelFlags = Arc<Mutex<HashMap<RequestId, Arc<AtomicBool>>>>;
+
+fn serve_loop(
+    writer: &mut ChannelWriter,
+    inbound: &mpsc::Receiver<Inbound>,
+    flags: &CancelFlags,
+    handler: &mut impl FnMut(Request) -> Response,
+) -> Result<(), WorkerSideError> {
+    loop {
+        let request = match inbound.recv() {
+            Ok(Inbound::Request(request)) => request,
+            Ok(Inbound::Broken(error)) => return Err(error),
+            Ok(Inbound::Shutdown | Inbound::Closed) | Err(_) => return Ok(()),
+        };
+        let id = request.id;
+
+        let response = catch_unwind(AssertUnwindSafe(|| handler(request)))
+            .unwrap_or_else(|payload| Response::Failed(panic_failure(payload.as_ref())));
+        lock(flags).remove(&id);
+        reply(writer, id, response)?;
+    }
+}
+
+fn reply(
+    writer: &mut ChannelWriter,
+    id: RequestId,
+    response: Response,
+) -> Result<(), WorkerSideError> {
+    match response {
+        Response::Done { output, segments } => {
+            // Outputs are fresh buffers: every segment is attached, none is remembered.
+            let refs = segments.iter().map(|s| attached_ref(s)).collect();
+            let fds: Vec<_> = segments.iter().map(|s| s.fd()).collect();
+            let done = Done {
+                output,
+                segments: refs,
+            };
+            writer.send(&Frame::new(id, Message::Done(done)), &fds)?;
+        }
+        Response::Failed(failure) => writer.send(&Frame::new(id, Message::Failed(failure)), &[])?,
+    }
+    Ok(())
+}
+
+fn attached_ref(segment: &Segment) -> SegmentRef {
+    SegmentRef {
+        id: segment.id(),
+        len: segment.len() as u64,
+        attached: true,
+    }
+}
+
+fn panic_failure(payload: &(dyn std::any::Any + Send)) -> Failure {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "handler panicked".to_owned());
+    Failure {
+        kind: FailureKind::Panicked,
+        message,
+        backtrace: None,
+        permanent: false,
+    }
+}
+
+fn lock(flags: &CancelFlags) -> std::sync::MutexGuard<'_, HashMap<RequestId, Arc<AtomicBool>>> {
+    // A poisoned map of flags is still a valid map.
+    flags
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Decodes frames until the channel ends, forwarding requests to the serving thread.
+fn read_loop(mut reader: ChannelReader, inbound: &mpsc::Sender<Inbound>, flags: &CancelFlags) {
+    let mut cache = SegmentCache::new();
+    loop {
+        let next = match reader.recv() {
+            Ok(Some(received)) => route(received, &mut cache, flags),
+            Ok(None) => Some(Inbound::Closed),
+            Err(error) => Some(Inbound::Broken(error.into())),
+        };
+        let Some(next) = next else { continue };
+        let last = !matches!(next, Inbound::Request(_));
+        if inbound.send(next).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Handles a frame the reader can settle itself; turns the rest into an [`Inbound`].
+fn route(received: Received, cache: &mut SegmentCache, flags: &CancelFlags) -> Option<Inbound> {
+    let Received { frame, fds } = received;
+    let id = frame.request_id;
+    let body = match frame.message {
+        Message::Initialize => RequestBody::Initialize,
+        Message::Reset => RequestBody::Reset,
+        Message::Run(run) => match cache.resolve(&run.segments, fds) {
+            Ok(segments) => RequestBody::Run {
+                task: run.task,
+                input: run.input,
+                segments,
+            },
+            Err(error) => return Some(Inbound::Broken(error.into())),
+        },
+        Message::Cancel => {
+            if let Some(flag) = lock(flags).get(&id) {
+                flag.store(true, Ordering::Relaxed);
+            }
+            return None;
+        }
+        Message::Release(release) => {
+            cache.release(&release.segments);
+            return None;
+        }
+        Message::Shutdown => return Some(Inbound::Shutdown),
+        other @ (Message::Hello(_) | Message::Done(_) | Message::Failed(_)) => {
+            return Some(Inbound::Broken(WorkerSideError::UnexpectedMessage(
+                other.kind(),
+            )));
+        }
+    };
+
+    // Register the cancel flag before the request can start.
+    let cancelled = Arc::new(AtomicBool::new(false));
+    lock(flags).insert(id, Arc::clone(&cancelled));
+    Some(Inbound::Request(Request {
+        id,
+        body,
+        cancelled,
+    }))
+}
+
+/// The fd of the channel, for diagnostics.
+impl AsFd for WorkerEnv {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+}
