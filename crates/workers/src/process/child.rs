@@ -43,6 +43,7 @@ pub const WORKER_ID_ENV: &str = "PROTOZOA_WORKER_ID";
 pub struct WorkerCommand {
     program: PathBuf,
     args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
     worker_id: u64,
     memory_limit: Option<u64>,
 }
@@ -53,6 +54,7 @@ impl WorkerCommand {
         WorkerCommand {
             program: program.into(),
             args: Vec::new(),
+            envs: Vec::new(),
             worker_id: 0,
             memory_limit: None,
         }
@@ -71,6 +73,12 @@ impl WorkerCommand {
 
     pub fn args<I: IntoIterator<Item = A>, A: Into<OsString>>(mut self, args: I) -> Self {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for the worker (it inherits ours otherwise).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.envs.push((key.into(), value.into()));
         self
     }
 
@@ -99,6 +107,7 @@ impl WorkerCommand {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .env(CHANNEL_FD_ENV, child_fd.to_string())
             .env(WORKER_ID_ENV, self.worker_id.to_string())
             .stdin(Stdio::null())
