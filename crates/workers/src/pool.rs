@@ -454,14 +454,14 @@ impl WorkerPool {
             inner
                 .metrics
                 .merge_into(&shared.names, &mut snapshot.task_types);
-            busy += inner.metrics.busy_nanos;
+            busy += inner.metrics.busy_ticks;
             let end = if inner.stopped_at != 0 {
                 inner.stopped_at
             } else {
                 now
             };
             if inner.started_at != 0 {
-                alive += clock::nanos_between(inner.started_at, end);
+                alive += end.saturating_sub(inner.started_at);
             }
         }
         lock(&shared.pool_metrics).merge_into(&shared.names, &mut snapshot.task_types);

@@ -53,6 +53,8 @@ struct Worker<S> {
     lost_state: bool,
     local: Vec<Option<LocalTask>>,
     local_count: usize,
+    /// The pool's default time limit in ticks ([`NEVER`] for none).
+    default_timeout: u64,
 }
 
 /// The worker thread's body.
@@ -71,7 +73,13 @@ pub(crate) fn run<S: 'static>(
         lost_state: false,
         local: Vec::new(),
         local_count: 0,
+        default_timeout: NEVER,
     };
+    worker.default_timeout = worker
+        .shared
+        .options
+        .task_timeout
+        .map_or(NEVER, clock::ticks_in);
     lock(&worker.shared.workers[id].inner).started_at = clock::now();
     if worker.shared.logs(LogLevel::Info) {
         tracing::info!(worker = id, "worker started");
@@ -175,8 +183,12 @@ impl<S: 'static> Worker<S> {
 
         // Register it as running, so that the watchdog, status() and
         // terminate() can see it.
-        let timeout = header.timeout().or(self.shared.options.task_timeout);
-        let deadline = timeout.map_or(NEVER, |limit| clock::after(clock::now(), limit));
+        let now = clock::now();
+        header.set_started(now);
+        let deadline = match header.timeout() {
+            Some(limit) => clock::after(now, limit),
+            None => now.saturating_add(self.default_timeout),
+        };
         lock(&self.shared.workers[self.info.id].inner)
             .running
             .push(Running {
@@ -220,9 +232,14 @@ impl<S: 'static> Worker<S> {
 
     /// Records a task as no longer running on this worker.
     fn finish(&mut self, job: &Arc<dyn Job>) {
-        let now = clock::now();
         let header = job.header();
         let started = header.started();
+        // The settle stamped `completed`; a task that has not settled yet (an
+        // async one dropped at leave) ends now.
+        let completed = match header.completed() {
+            0 => clock::now(),
+            stamp => stamp,
+        };
         let mut inner = lock(&self.shared.workers[self.info.id].inner);
         if let Some(position) = inner.running.iter().position(|r| Arc::ptr_eq(&r.job, job)) {
             inner.running.swap_remove(position);
@@ -233,8 +250,8 @@ impl<S: 'static> Worker<S> {
                 inner.metrics.record_outcome(header.handler(), outcome);
             }
         } else {
-            let wait = clock::nanos_between(header.created(), started);
-            let run = clock::nanos_between(started, now);
+            let wait = started.saturating_sub(header.created());
+            let run = completed.saturating_sub(started);
             inner
                 .metrics
                 .record_run(header.handler(), outcome, wait, run);
@@ -260,10 +277,16 @@ impl<S: 'static> Worker<S> {
     }
 
     /// Builds the worker's state if it has none ("initialize").
+    #[inline]
     fn ensure_state(&mut self) -> Result<(), HandlerError> {
         if self.state.is_some() {
             return Ok(());
         }
+        self.build_state()
+    }
+
+    #[cold]
+    fn build_state(&mut self) -> Result<(), HandlerError> {
         let built = catch_unwind(AssertUnwindSafe(|| self.handlers.initialize(&self.info)))
             .unwrap_or_else(|panic| {
                 Err(HandlerError::new(format!(
