@@ -156,8 +156,8 @@ mod tests {
         table.row(vec!["rayon".into(), "440.0".into()]);
         table.row(vec!["protozoa-workers".into(), "9.5".into()]);
         let text = table.render();
-        assert!(text.contains("rayon                440.0\n"), "{text}");
-        assert!(text.contains("protozoa-workers       9.5\n"), "{text}");
+        assert!(text.contains("rayon             440.0\n"), "{text}");
+        assert!(text.contains("protozoa-workers    9.5\n"), "{text}");
     }
 
     #[test]

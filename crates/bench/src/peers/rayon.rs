@@ -1,7 +1,6 @@
-//! rayon: `ThreadPool::spawn` with a result channel; a batch is a parallel iterator.
+//! rayon: `ThreadPool::spawn` with a result channel.
 
 use anyhow::{Context, Result};
-use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use super::{Contender, Pending, Spawn, Spin};
@@ -37,34 +36,12 @@ impl Contender for Rayon {
         super::each_through_channel(self, self.work, count)
     }
 
-    /// Each batch is one spawned job that maps its items with a parallel iterator (rayon's own
-    /// scatter and gather), and sends the gathered results back.
+    /// One `spawn` per item, gathered back in order. A spawned job per batch that maps its
+    /// items with a parallel iterator would be rayon's own scatter and gather, but a worker
+    /// waiting inside one batch's parallel iterator steals the next batch's job and nests it on
+    /// its stack, so thousands of queued batches overflow the stack.
     fn run_batches(&mut self, count: usize, batch: usize) -> Result<u64> {
-        let work = self.work;
-        let (results, received) = crossbeam_channel::unbounded::<(usize, Vec<u64>)>();
-
-        // Submit one job per batch.
-        let batches = count.div_ceil(batch);
-        for b in 0..batches {
-            let inputs = (b * batch) as u64..((b + 1) * batch).min(count) as u64;
-            let results = results.clone();
-            self.pool.spawn(move || {
-                let values = inputs
-                    .into_par_iter()
-                    .map(|input| work.run(input))
-                    .collect();
-                let _ = results.send((b, values));
-            });
-        }
-        drop(results);
-
-        // Gather the batches in submission order.
-        let mut gathered = vec![Vec::new(); batches];
-        for _ in 0..batches {
-            let (b, values) = received.recv().context("a batch's results never arrived")?;
-            gathered[b] = values;
-        }
-        Ok(super::sum_batches(&gathered))
+        super::batches_through_channel(self, self.work, count, batch)
     }
 
     fn submit_spin(&mut self, spin: Spin) -> Result<Box<dyn Pending>> {

@@ -65,11 +65,17 @@ impl Contender for Tokio {
             .collect();
 
         // Gather each batch in submission order.
-        let mut sum = 0u64;
-        for handles in batches {
-            sum = sum.wrapping_add(self.collect(handles)?);
-        }
-        Ok(sum)
+        self.runtime.block_on(async {
+            let mut gathered = Vec::with_capacity(batches.len());
+            for handles in batches {
+                let mut values = Vec::with_capacity(handles.len());
+                for handle in handles {
+                    values.push(handle.await.context("a blocking task failed")?);
+                }
+                gathered.push(values);
+            }
+            Ok(super::sum_batches(&gathered))
+        })
     }
 
     fn submit_spin(&mut self, spin: Spin) -> Result<Box<dyn Pending>> {
