@@ -12,6 +12,7 @@
 //! those scenarios; their adapters live here too ([`socket_floor`], [`socket_copy`]).
 
 pub mod crossbeam_floor;
+pub mod ours;
 pub mod rayon;
 pub mod socket_copy;
 pub mod socket_floor;
@@ -87,6 +88,9 @@ pub trait Pending {
 /// The contenders of the thread-pool scenarios, all with `workers` worker threads, ours first.
 pub fn contenders(workers: usize, work: TinyWork) -> Vec<Entry<dyn Contender>> {
     vec![
+        Entry::new(ours::NAME, move || {
+            Ok(Box::new(ours::Ours::new(workers, work)?) as _)
+        }),
         Entry::new(self::rayon::NAME, move || {
             Ok(Box::new(self::rayon::Rayon::new(workers, work)?) as _)
         }),
