@@ -3,7 +3,8 @@
 use anyhow::Result;
 use serde::Serialize;
 
-/// The name of our pool, the reference that ratios are taken against.
+/// The name of our pool in the thread-pool scenarios, the reference that ratios are taken
+/// against.
 pub const OURS: &str = "protozoa-workers";
 
 /// A table with a title, a header, and rows of already formatted cells.
@@ -85,13 +86,14 @@ pub fn print_json(value: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
-/// The figure ratios are taken against: ours if it ran, else the first contender's.
+/// The figure ratios are taken against: that of `ours` (the name our pool has in this
+/// scenario) if it ran, else the first contender's.
 ///
 /// Returns the reference's name and figure; `None` if there are no figures at all.
-pub fn reference<'a>(figures: &[(&'a str, f64)]) -> Option<(&'a str, f64)> {
+pub fn reference<'a>(figures: &[(&'a str, f64)], ours: &str) -> Option<(&'a str, f64)> {
     figures
         .iter()
-        .find(|(name, _)| *name == OURS)
+        .find(|(name, _)| *name == ours)
         .or(figures.first())
         .copied()
 }
@@ -99,16 +101,18 @@ pub fn reference<'a>(figures: &[(&'a str, f64)]) -> Option<(&'a str, f64)> {
 /// A table of one figure per contender (`unit` names its column, `decimals` its precision)
 /// with a column of ratios to the reference (see [`reference`]).
 ///
-/// Returns the table, so that the scenario can add notes, and our figure if ours ran.
+/// Returns the table, so that the scenario can add notes, and our figure if ours (named
+/// `ours` in this scenario) ran.
 pub fn figure_table(
     title: String,
     unit: &str,
     decimals: usize,
     figures: &[(&str, f64)],
+    ours: &str,
 ) -> (Table, Option<f64>) {
-    let reference = reference(figures);
+    let reference = reference(figures, ours);
     let header = match reference {
-        Some((name, _)) if name == OURS => "x ours".to_string(),
+        Some((name, _)) if name == ours => "x ours".to_string(),
         Some((name, _)) => format!("x {name}"),
         None => "ratio".to_string(),
     };
@@ -122,11 +126,7 @@ pub fn figure_table(
             ratio,
         ]);
     }
-    let ours = figures
-        .iter()
-        .find(|(name, _)| *name == OURS)
-        .map(|(_, figure)| *figure);
-    (table, ours)
+    (table, figure_of(figures, ours))
 }
 
 /// The figure of the contender named `name`, if it ran.
@@ -163,8 +163,8 @@ mod tests {
     #[test]
     fn reference_prefers_ours_and_falls_back_to_the_first() {
         let with_ours = [("rayon", 2.0), (OURS, 1.0)];
-        assert_eq!(reference(&with_ours), Some((OURS, 1.0)));
-        assert_eq!(reference(&[("rayon", 2.0)]), Some(("rayon", 2.0)));
-        assert_eq!(reference(&[]), None);
+        assert_eq!(reference(&with_ours, OURS), Some((OURS, 1.0)));
+        assert_eq!(reference(&[("rayon", 2.0)], OURS), Some(("rayon", 2.0)));
+        assert_eq!(reference(&[], OURS), None);
     }
 }

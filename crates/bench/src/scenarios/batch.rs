@@ -100,7 +100,7 @@ pub fn run(args: &BatchArgs) -> Result<()> {
 
 fn print_table(title: String, results: &[Figure]) {
     let figures: Vec<(&str, f64)> = results.iter().map(|f| (f.name, f.ns_per_task)).collect();
-    let (mut table, ours) = report::figure_table(title, "ns/task", 1, &figures);
+    let (mut table, ours) = report::figure_table(title, "ns/task", 1, &figures, report::OURS);
 
     // The target of issue 3: ours at most twice the floor.
     if let (Some(ours), Some(floor)) = (ours, report::figure_of(&figures, crossbeam_floor::NAME)) {

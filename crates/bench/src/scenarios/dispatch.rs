@@ -88,7 +88,7 @@ pub fn run(args: &DispatchArgs) -> Result<()> {
 
 fn print_table(title: String, results: &[Figure]) {
     let figures: Vec<(&str, f64)> = results.iter().map(|f| (f.name, f.ns_per_task)).collect();
-    let (mut table, ours) = report::figure_table(title, "ns/task", 1, &figures);
+    let (mut table, ours) = report::figure_table(title, "ns/task", 1, &figures, report::OURS);
 
     // The target of issue 2: ours at most half the best general-purpose peer.
     let best_peer = ["rayon", "threadpool", "tokio"]

@@ -91,7 +91,7 @@ pub fn run(args: &IpcArgs) -> Result<()> {
         "ipc: {} round trips of a tiny message, median of {} rounds",
         args.roundtrips, args.runs.rounds
     );
-    let (mut table, ours) = report::figure_table(title, "us/roundtrip", 2, &figures);
+    let (mut table, ours) = report::figure_table(title, "us/roundtrip", 2, &figures, report::OURS);
     if let (Some(ours), Some(floor)) = (ours, report::figure_of(&figures, socket_floor::NAME)) {
         table.note(format!(
             "ours / socket-floor = {:.2} (target <= 1.50)",

@@ -19,6 +19,12 @@ use crate::peers::socket_copy::{self, SocketCopy};
 use crate::report;
 use crate::stats::median;
 
+/// The name of our process worker with shared memory, the reference of the ratios.
+pub const SHARED_MEMORY: &str = "shared-memory";
+
+/// The name of our thread backend in this scenario.
+pub const THREAD: &str = "thread";
+
 /// A contender of the `transfer` scenario: runs one task over its buffer and returns the sum of
 /// the first value of each 4 KiB page.
 pub trait Carry {
@@ -97,7 +103,21 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         "transfer: {} tasks each taking a {} MiB f32 buffer, median of {} rounds",
         args.tasks, args.mib, args.runs.rounds
     );
-    let (table, _) = report::figure_table(title, "ms/task", 2, &figures);
+    let (mut table, ours) = report::figure_table(title, "ms/task", 2, &figures, SHARED_MEMORY);
+
+    // The targets of issue 5: ten times faster than the socket, within twice the thread.
+    if let (Some(ours), Some(copy)) = (ours, report::figure_of(&figures, socket_copy::NAME)) {
+        table.note(format!(
+            "socket-copy / shared-memory = {:.1} (target >= 10)",
+            copy / ours
+        ));
+    }
+    if let (Some(ours), Some(thread)) = (ours, report::figure_of(&figures, THREAD)) {
+        table.note(format!(
+            "shared-memory / thread = {:.2} (target <= 2.00)",
+            ours / thread
+        ));
+    }
     table.print();
     Ok(())
 }
