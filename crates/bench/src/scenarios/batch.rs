@@ -2,21 +2,15 @@
 //! submission order. Pools without a batch API submit each item and gather them (see each
 //! adapter); the floor sends one job per worker per batch.
 
-use std::time::Instant;
-
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use super::{Pools, Runs};
-use crate::harness::{interleave, select};
-use crate::peers::{self, check_sum, crossbeam_floor, expected_sum};
+use super::{NsPerTask, Pools, Runs};
+use crate::harness::select;
+use crate::peers::{self, crossbeam_floor};
 use crate::report;
-use crate::stats::median;
 use crate::work::TinyWork;
-
-/// Tasks run before each timed round, so that threads are started and caches warm.
-const WARM_UP_TASKS: usize = 10_000;
 
 #[derive(Args, Debug)]
 pub struct BatchArgs {
@@ -39,13 +33,7 @@ pub struct BatchArgs {
 struct Output {
     tasks: usize,
     batch: usize,
-    results: Vec<Figure>,
-}
-
-#[derive(Serialize)]
-struct Figure {
-    name: &'static str,
-    ns_per_task: f64,
+    results: Vec<NsPerTask>,
 }
 
 pub fn run(args: &BatchArgs) -> Result<()> {
@@ -56,29 +44,12 @@ pub fn run(args: &BatchArgs) -> Result<()> {
         peers::contenders(args.pools.workers as usize, work),
         &args.runs.only,
     )?;
-    let expected = expected_sum(work, tasks);
 
     // Measure: the median of the rounds' ns per task.
-    let samples = interleave(
-        &entries,
-        args.runs.rounds,
-        |contender, _| {
-            contender.run_batches(WARM_UP_TASKS.min(tasks), batch)?;
-            let start = Instant::now();
-            let sum = contender.run_batches(tasks, batch)?;
-            let ns = start.elapsed().as_nanos() as f64 / tasks as f64;
-            check_sum(sum, expected)?;
-            Ok(ns)
-        },
-        |ns| format!("{ns:.1} ns/task"),
-    )?;
-    let results: Vec<Figure> = samples
-        .iter()
-        .map(|s| Figure {
-            name: s.name,
-            ns_per_task: median(&s.samples).unwrap_or(f64::NAN),
-        })
-        .collect();
+    let results =
+        super::median_ns_per_task(&entries, &args.runs, tasks, work, |contender, count| {
+            contender.run_batches(count, batch)
+        })?;
 
     if args.runs.json {
         return report::print_json(&Output {
@@ -98,7 +69,7 @@ pub fn run(args: &BatchArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_table(title: String, results: &[Figure]) {
+fn print_table(title: String, results: &[NsPerTask]) {
     let figures: Vec<(&str, f64)> = results.iter().map(|f| (f.name, f.ns_per_task)).collect();
     let (mut table, ours) = report::figure_table(title, "ns/task", 1, &figures, report::OURS);
 

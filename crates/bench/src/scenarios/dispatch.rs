@@ -1,21 +1,15 @@
 //! `dispatch`: a million tiny tasks submitted one at a time from one thread, then every result
 //! awaited. Measures what a pool costs per task, result included.
 
-use std::time::Instant;
-
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use super::{Pools, Runs};
-use crate::harness::{interleave, select};
-use crate::peers::{self, check_sum, expected_sum};
+use super::{NsPerTask, Pools, Runs};
+use crate::harness::select;
+use crate::peers;
 use crate::report;
-use crate::stats::median;
 use crate::work::TinyWork;
-
-/// Tasks run before each timed round, so that threads are started and caches warm.
-const WARM_UP_TASKS: usize = 10_000;
 
 #[derive(Args, Debug)]
 pub struct DispatchArgs {
@@ -33,13 +27,7 @@ pub struct DispatchArgs {
 #[derive(Serialize)]
 struct Output {
     tasks: usize,
-    results: Vec<Figure>,
-}
-
-#[derive(Serialize)]
-struct Figure {
-    name: &'static str,
-    ns_per_task: f64,
+    results: Vec<NsPerTask>,
 }
 
 pub fn run(args: &DispatchArgs) -> Result<()> {
@@ -49,29 +37,12 @@ pub fn run(args: &DispatchArgs) -> Result<()> {
         peers::contenders(args.pools.workers as usize, work),
         &args.runs.only,
     )?;
-    let expected = expected_sum(work, tasks);
 
     // Measure: the median of the rounds' ns per task.
-    let samples = interleave(
-        &entries,
-        args.runs.rounds,
-        |contender, _| {
-            contender.run_each(WARM_UP_TASKS.min(tasks))?;
-            let start = Instant::now();
-            let sum = contender.run_each(tasks)?;
-            let ns = start.elapsed().as_nanos() as f64 / tasks as f64;
-            check_sum(sum, expected)?;
-            Ok(ns)
-        },
-        |ns| format!("{ns:.1} ns/task"),
-    )?;
-    let results: Vec<Figure> = samples
-        .iter()
-        .map(|s| Figure {
-            name: s.name,
-            ns_per_task: median(&s.samples).unwrap_or(f64::NAN),
-        })
-        .collect();
+    let results =
+        super::median_ns_per_task(&entries, &args.runs, tasks, work, |contender, count| {
+            contender.run_each(count)
+        })?;
 
     if args.runs.json {
         return report::print_json(&Output { tasks, results });
@@ -86,7 +57,7 @@ pub fn run(args: &DispatchArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_table(title: String, results: &[Figure]) {
+fn print_table(title: String, results: &[NsPerTask]) {
     let figures: Vec<(&str, f64)> = results.iter().map(|f| (f.name, f.ns_per_task)).collect();
     let (mut table, ours) = report::figure_table(title, "ns/task", 1, &figures, report::OURS);
 

@@ -188,11 +188,7 @@ fn frame_loop(contender: &mut dyn Contender, args: &MixedArgs, length: Duration)
             }
             sample.frames += 1;
             sample.deadline_tasks += u64::from(args.frame_tasks);
-
-            // A loop that fell behind skips the frames it missed rather than bunching them.
-            while next_frame <= now {
-                next_frame += period;
-            }
+            next_frame = next_frame_after(next_frame, now, period);
         }
 
         // Count what settled, keep the background topped up, and wait a little.
@@ -205,6 +201,16 @@ fn frame_loop(contender: &mut dyn Contender, args: &MixedArgs, length: Duration)
 
     drain(&mut frame_work, &mut background_work, end, &mut sample)?;
     Ok(sample)
+}
+
+/// The next frame's start after `now`: a loop that fell behind skips the frames it missed
+/// rather than bunching them up.
+fn next_frame_after(frame: Instant, now: Instant, period: Duration) -> Instant {
+    let mut next = frame + period;
+    while next <= now {
+        next += period;
+    }
+    next
 }
 
 /// Removes the settled tasks, counting missed deadlines and background finished by `end`.
@@ -295,4 +301,27 @@ fn print_table(args: &MixedArgs, left: f64, results: &[Figure]) {
     ));
     table.note("pools without priorities or deadlines run the load first-in first-out");
     table.print();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_frame_loop_skips_the_frames_it_missed() {
+        let start = Instant::now();
+        let period = Duration::from_millis(10);
+        let late = start + Duration::from_millis(35);
+        assert_eq!(
+            next_frame_after(start, late, period),
+            start + Duration::from_millis(40)
+        );
+    }
+
+    #[test]
+    fn an_early_frame_loop_moves_on_by_one_period() {
+        let start = Instant::now();
+        let period = Duration::from_millis(10);
+        assert_eq!(next_frame_after(start, start, period), start + period);
+    }
 }

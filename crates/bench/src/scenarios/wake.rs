@@ -83,16 +83,7 @@ pub fn run(args: &WakeArgs) -> Result<()> {
         args.runs.rounds,
         |contender, round| {
             let share = args.bursts / rounds + u64::from((round as u64) < args.bursts % rounds);
-            contender.run_each(burst)?; // warm up
-            let mut sample = Sample {
-                latencies_us: Vec::new(),
-                idle_cpu: Duration::ZERO,
-                idle_wall: Duration::ZERO,
-            };
-            for _ in 0..share {
-                measure_burst(contender, burst, idle, expected, &mut sample)?;
-            }
-            Ok(sample)
+            run_round(contender, share, burst, idle, expected)
         },
         |s| {
             format!(
@@ -102,23 +93,9 @@ pub fn run(args: &WakeArgs) -> Result<()> {
             )
         },
     )?;
-
-    // Pool each contender's rounds.
     let results: Vec<Figure> = samples
         .iter()
-        .map(|s| {
-            let rounds: Vec<&Sample> = s.samples.iter().collect();
-            let latencies: Vec<f64> = rounds
-                .iter()
-                .flat_map(|r| r.latencies_us.iter().copied())
-                .collect();
-            Figure {
-                name: s.name,
-                p50_us: percentile(&latencies, 50.0).unwrap_or(f64::NAN),
-                p99_us: percentile(&latencies, 99.0).unwrap_or(f64::NAN),
-                idle_cpu_pct: idle_pct(&rounds),
-            }
-        })
+        .map(|s| summarize(s.name, &s.samples))
         .collect();
 
     if args.runs.json {
@@ -132,6 +109,26 @@ pub fn run(args: &WakeArgs) -> Result<()> {
     }
     print_table(args, &results);
     Ok(())
+}
+
+/// One round: a warm-up burst, then `bursts` bursts each after the idle time.
+fn run_round(
+    contender: &mut dyn Contender,
+    bursts: u64,
+    burst: usize,
+    idle: Duration,
+    expected: u64,
+) -> Result<Sample> {
+    contender.run_each(burst)?;
+    let mut sample = Sample {
+        latencies_us: Vec::new(),
+        idle_cpu: Duration::ZERO,
+        idle_wall: Duration::ZERO,
+    };
+    for _ in 0..bursts {
+        measure_burst(contender, burst, idle, expected, &mut sample)?;
+    }
+    Ok(sample)
 }
 
 /// Idles, then runs one burst, adding its figures to `sample`.
@@ -156,6 +153,21 @@ fn measure_burst(
         .latencies_us
         .push(start.elapsed().as_nanos() as f64 / 1_000.0);
     check_sum(sum, expected)
+}
+
+/// One contender's figures over all its rounds together.
+fn summarize(name: &'static str, rounds: &[Sample]) -> Figure {
+    let rounds: Vec<&Sample> = rounds.iter().collect();
+    let latencies: Vec<f64> = rounds
+        .iter()
+        .flat_map(|r| r.latencies_us.iter().copied())
+        .collect();
+    Figure {
+        name,
+        p50_us: percentile(&latencies, 50.0).unwrap_or(f64::NAN),
+        p99_us: percentile(&latencies, 99.0).unwrap_or(f64::NAN),
+        idle_cpu_pct: idle_pct(&rounds),
+    }
 }
 
 /// CPU time while idle as a percentage of one core, over the given rounds.
