@@ -226,6 +226,18 @@ impl WorkerMetrics {
         self.entry(handler).outcomes.count(outcome);
     }
 
+    /// Adds `delta`'s figures to these and clears `delta`.
+    pub(crate) fn absorb(&mut self, delta: &mut WorkerMetrics) {
+        self.busy_ticks += std::mem::take(&mut delta.busy_ticks);
+        for (handler, metrics) in delta.per_type.iter_mut().enumerate() {
+            if metrics.outcomes.total() == 0 && metrics.run_time.count() == 0 {
+                continue;
+            }
+            self.entry(handler).add(metrics);
+            *metrics = TaskTypeMetrics::default();
+        }
+    }
+
     /// Adds this worker's figures into a snapshot, naming types from `names`.
     pub(crate) fn merge_into(
         &self,

@@ -133,6 +133,7 @@ impl<S: 'static> PoolBuilder<S> {
             lifecycle: AtomicUsize::new(OPEN),
             workers: slots,
             sleepers: AtomicUsize::new(0),
+            searching: AtomicUsize::new(0),
             live_workers: AtomicUsize::new(count),
             names: catalog.iter().map(|(name, _)| *name).collect(),
             task_types: catalog.iter().map(|(_, task_type)| *task_type).collect(),
@@ -411,8 +412,14 @@ impl WorkerPool {
             .iter()
             .map(|slot| {
                 let inner = lock(&slot.inner);
-                let running: Vec<TaskId> =
-                    inner.running.iter().map(|r| r.job.header().id()).collect();
+                // Finished tasks linger in the list until the worker's next
+                // registration; a settled task is not shown as running.
+                let running: Vec<TaskId> = inner
+                    .running
+                    .iter()
+                    .filter(|r| !r.job.header().is_settled())
+                    .map(|r| r.job.header().id())
+                    .collect();
                 let state = if inner.stopped_at != 0 {
                     WorkerState::Stopped
                 } else if running.is_empty() {
@@ -441,6 +448,11 @@ impl WorkerPool {
     }
 
     /// Counts and latency histograms per task type, and worker utilization.
+    ///
+    /// Each worker records its tasks privately and publishes them every 10 ms
+    /// while busy and at once when it runs out of work, so a snapshot taken
+    /// the instant a task settles may not include it yet; after
+    /// [`join`](Self::join) every task is included.
     pub fn metrics(&self) -> Metrics {
         let shared = &self.client.shared;
         let mut snapshot = Metrics {

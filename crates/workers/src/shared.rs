@@ -4,13 +4,21 @@
 //!
 //! # Sleeping without losing a wake-up
 //!
-//! An idle worker marks its slot `sleeping`, counts itself in `sleepers`, then
-//! looks at the queue once more before it parks. A submitter pushes, then reads
-//! `sleepers`. Both sides put a `SeqCst` fence between their write and their
-//! read, so at least one of them sees the other: either the worker finds the
-//! task, or the submitter finds the sleeper and unparks it. Parking uses a
-//! token (`crossbeam_utils::sync::Parker`), so an unpark that comes before the
-//! park is not lost either.
+//! A worker that finds the queue empty counts itself in `searching` while it
+//! spins. When it gives up, it marks its slot `sleeping`, counts itself in
+//! `sleepers`, leaves `searching`, and looks at the queue once more before it
+//! parks. A submitter pushes, then reads both counters, and wakes a sleeper
+//! only if nobody is searching: a searching worker will find the task itself,
+//! and waking a thread costs the submitter a system call. Both sides put a
+//! `SeqCst` fence between their writes and their reads, so at least one of
+//! them sees the other: either the worker finds the task, or the submitter
+//! sees no searcher and a sleeper, and unparks it. Parking uses a token
+//! (`crossbeam_utils::sync::Parker`), so an unpark that comes before the park
+//! is not lost either.
+//!
+//! A searching worker that finds a task while more wait and nobody else
+//! searches wakes the next sleeper itself, so a burst fans out to every worker
+//! without each submission paying for a wake-up.
 //!
 //! # Closing without stranding a task
 //!
@@ -100,6 +108,8 @@ pub(crate) struct Shared {
     pub(crate) lifecycle: AtomicUsize,
     pub(crate) workers: Box<[WorkerSlot]>,
     pub(crate) sleepers: AtomicUsize,
+    /// Workers awake and looking for a task.
+    pub(crate) searching: AtomicUsize,
     pub(crate) live_workers: AtomicUsize,
     pub(crate) names: Vec<&'static str>,
     pub(crate) task_types: Vec<std::any::TypeId>,
@@ -146,7 +156,9 @@ impl Shared {
     pub(crate) fn push(&self, job: Arc<dyn Job>) -> usize {
         self.queue.push(job);
         fence(Ordering::SeqCst);
-        self.wake_one();
+        if self.searching.load(Ordering::Relaxed) == 0 {
+            self.wake_one();
+        }
         self.lifecycle.load(Ordering::Relaxed)
     }
 

@@ -147,6 +147,8 @@ fn status_counts_queued_tasks() {
     for handle in queued {
         handle.wait().unwrap();
     }
+    pool.close();
+    pool.join();
     assert_eq!(pool.status().workers[0].tasks_done, 6);
 }
 
