@@ -27,6 +27,7 @@ pub const MAX_FDS_PER_FRAME: usize = 253;
 /// A received frame and the descriptors that came with it.
 #[derive(Debug)]
 pub struct Received {
+    /// The frame.
     pub frame: Frame,
     /// One descriptor per attached segment of the frame, in the frame's order.
     pub fds: Vec<OwnedFd>,

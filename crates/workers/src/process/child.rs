@@ -66,11 +66,13 @@ impl WorkerCommand {
         Ok(WorkerCommand::new(std::env::current_exe()?))
     }
 
+    /// Adds an argument.
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
         self
     }
 
+    /// Adds arguments.
     pub fn args<I: IntoIterator<Item = A>, A: Into<OsString>>(mut self, args: I) -> Self {
         self.args.extend(args.into_iter().map(Into::into));
         self
@@ -163,6 +165,7 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
+    /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -214,9 +217,17 @@ impl Drop for WorkerProcess {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCause {
     /// It exited with this code.
-    Exited { code: i32 },
+    Exited {
+        /// The exit code.
+        code: i32,
+    },
     /// A signal ended it.
-    Signaled { signal: i32, core_dumped: bool },
+    Signaled {
+        /// The signal's number.
+        signal: i32,
+        /// Whether a core dump was written.
+        core_dumped: bool,
+    },
 }
 
 impl ExitCause {

@@ -46,21 +46,57 @@ pub const REQUIRED_SEALS: SealFlags = SealFlags::WRITE
 #[derive(Debug, thiserror::Error)]
 pub enum ShmError {
     #[error("creating a memory file failed: {0}")]
+    /// `memfd_create` or sizing the file failed.
     Create(#[source] io::Error),
     #[error("mapping a segment of {len} bytes failed: {source}")]
-    Map { len: usize, source: io::Error },
+    /// `mmap` failed.
+    Map {
+        /// The length asked for.
+        len: usize,
+        /// The system's error.
+        source: io::Error,
+    },
     #[error("sealing a segment failed: {0}")]
+    /// Adding the seals failed.
     Seal(#[source] io::Error),
     #[error("segment {id} is missing seals {missing:?}: its sender could still change it")]
-    NotSealed { id: u64, missing: SealFlags },
+    /// A received segment lacks seals, so its sender could still change it.
+    NotSealed {
+        /// The segment.
+        id: u64,
+        /// The seals it lacks.
+        missing: SealFlags,
+    },
     #[error("segment {id} holds {actual} bytes, its message says {expected}")]
-    SizeMismatch { id: u64, expected: u64, actual: u64 },
+    /// A segment's size differs from what its message says.
+    SizeMismatch {
+        /// The segment.
+        id: u64,
+        /// The size in the message.
+        expected: u64,
+        /// The memory file's size.
+        actual: u64,
+    },
     #[error("segment {id} was never handed over and is not in the cache")]
-    Unknown { id: u64 },
+    /// A message refers to a segment this side never received.
+    Unknown {
+        /// The segment.
+        id: u64,
+    },
     #[error("segment {id} is marked attached but no descriptor came with it")]
-    MissingFd { id: u64 },
+    /// A segment marked attached came without a descriptor.
+    MissingFd {
+        /// The segment.
+        id: u64,
+    },
     #[error("inspecting segment {id} failed: {source}")]
-    Inspect { id: u64, source: io::Error },
+    /// Reading a received segment's seals or size failed.
+    Inspect {
+        /// The segment.
+        id: u64,
+        /// The system's error.
+        source: io::Error,
+    },
 }
 
 /// A sealed, read-only shared memory segment.
@@ -141,14 +177,17 @@ impl Segment {
         Ok(Segment { id, fd, map })
     }
 
+    /// The segment's id, the same in every process that maps it.
     pub fn id(&self) -> u64 {
         self.id
     }
 
+    /// Its length in bytes.
     pub fn len(&self) -> usize {
         self.map.as_ref().map_or(0, |map| map.len)
     }
 
+    /// Whether it holds no byte.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -233,6 +272,7 @@ pub struct SentSegments {
 }
 
 impl SentSegments {
+    /// A peer that has no segment yet.
     pub fn new() -> Self {
         SentSegments::default()
     }
@@ -279,6 +319,7 @@ impl SentSegments {
         self.known.len()
     }
 
+    /// Whether the peer is believed to hold none.
     pub fn is_empty(&self) -> bool {
         self.known.is_empty()
     }
@@ -291,6 +332,7 @@ pub struct SegmentCache {
 }
 
 impl SegmentCache {
+    /// An empty cache.
     pub fn new() -> Self {
         SegmentCache::default()
     }
@@ -349,6 +391,7 @@ impl SegmentCache {
         self.mapped.len()
     }
 
+    /// Whether no segment is cached.
     pub fn is_empty(&self) -> bool {
         self.mapped.is_empty()
     }

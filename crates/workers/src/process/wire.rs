@@ -57,11 +57,14 @@ impl fmt::Display for RequestId {
 /// One frame: a request id and a message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
+    /// The request this frame is (or answers, or cancels); 0 when none.
     pub request_id: RequestId,
+    /// The message.
     pub message: Message,
 }
 
 impl Frame {
+    /// A frame of `message` about `request_id`.
     pub fn new(request_id: RequestId, message: Message) -> Self {
         Frame {
             request_id,
@@ -107,14 +110,23 @@ pub enum Message {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
+    /// [`Message::Hello`].
     Hello = 1,
+    /// [`Message::Initialize`].
     Initialize = 2,
+    /// [`Message::Reset`].
     Reset = 3,
+    /// [`Message::Run`].
     Run = 4,
+    /// [`Message::Done`].
     Done = 5,
+    /// [`Message::Failed`].
     Failed = 6,
+    /// [`Message::Cancel`].
     Cancel = 7,
+    /// [`Message::Release`].
     Release = 8,
+    /// [`Message::Shutdown`].
     Shutdown = 9,
 }
 
@@ -136,6 +148,7 @@ impl Kind {
 }
 
 impl Message {
+    /// The kind byte this message travels under.
     pub fn kind(&self) -> Kind {
         match self {
             Message::Hello(_) => Kind::Hello,
@@ -189,7 +202,9 @@ pub struct Done {
 /// A failed reply: what went wrong and whether retrying could help.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
+    /// What failed.
     pub kind: FailureKind,
+    /// A message for people.
     pub message: String,
     /// A backtrace, where the worker captured one.
     pub backtrace: Option<String>,
@@ -217,6 +232,7 @@ pub enum FailureKind {
 /// Segments the pool no longer holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Release {
+    /// The ids of the released segments.
     pub segments: Vec<u64>,
 }
 
@@ -236,18 +252,43 @@ pub struct SegmentRef {
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
-    FrameTooLarge { len: u64, limit: u32 },
+    /// A frame is longer than the configured limit.
+    FrameTooLarge {
+        /// The frame's length (header plus payload).
+        len: u64,
+        /// The limit.
+        limit: u32,
+    },
     #[error("frame does not start with the protocol's magic bytes (found {found:02x?})")]
-    BadMagic { found: [u8; 4] },
+    /// The header does not start with [`MAGIC`].
+    BadMagic {
+        /// The bytes found instead.
+        found: [u8; 4],
+    },
     #[error("peer speaks protocol version {theirs}, this side speaks {ours}")]
-    VersionMismatch { ours: u16, theirs: u16 },
+    /// The peer speaks another protocol version.
+    VersionMismatch {
+        /// [`PROTOCOL_VERSION`].
+        ours: u16,
+        /// The peer's.
+        theirs: u16,
+    },
     #[error("frame does not decode: {0}")]
+    /// A whole frame arrived but is not a valid message.
     Decode(#[from] DecodeError),
     #[error("channel closed in the middle of a frame")]
+    /// The stream ended inside a frame.
     Truncated,
     #[error("frame announces {expected} descriptors but {received} arrived")]
-    MissingFds { expected: usize, received: usize },
+    /// A frame came with fewer descriptors than it announces.
+    MissingFds {
+        /// The number of attached segments in the frame.
+        expected: usize,
+        /// The number of descriptors available.
+        received: usize,
+    },
     #[error("channel i/o failed: {0}")]
+    /// Reading or writing the channel failed.
     Io(#[from] io::Error),
 }
 
@@ -255,15 +296,38 @@ pub enum WireError {
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("frame length {len} is shorter than the {HEADER_LEN}-byte header")]
-    ShortFrame { len: u32 },
+    /// The length prefix is smaller than a header.
+    ShortFrame {
+        /// The announced length.
+        len: u32,
+    },
     #[error("unknown message kind {0}")]
+    /// The kind byte names no message.
     UnknownKind(u8),
     #[error("payload of a {kind:?} message: {source}")]
-    Payload { kind: Kind, source: postcard::Error },
+    /// The payload does not decode as the kind's body.
+    Payload {
+        /// The message kind.
+        kind: Kind,
+        /// What postcard found wrong.
+        source: postcard::Error,
+    },
     #[error("{extra} bytes left after the payload of a {kind:?} message")]
-    TrailingBytes { kind: Kind, extra: usize },
+    /// Bytes are left after the body.
+    TrailingBytes {
+        /// The message kind.
+        kind: Kind,
+        /// How many.
+        extra: usize,
+    },
     #[error("a {kind:?} message has a payload of {len} bytes but takes none")]
-    UnexpectedPayload { kind: Kind, len: usize },
+    /// A message without a body has a payload.
+    UnexpectedPayload {
+        /// The message kind.
+        kind: Kind,
+        /// The payload's length.
+        len: usize,
+    },
 }
 
 /// Encodes frames into one buffer reused from frame to frame.
@@ -360,6 +424,7 @@ impl FrameDecoder {
         }
     }
 
+    /// The limit on a frame's length.
     pub fn max_frame_len(&self) -> u32 {
         self.max_frame_len
     }

@@ -32,22 +32,29 @@ use super::wire::{
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerSideError {
     #[error("{CHANNEL_FD_ENV} or {WORKER_ID_ENV} is not a number: {0:?}")]
+    /// A variable of the worker's environment is malformed.
     BadEnvironment(String),
     #[error("descriptor {0} is not a socket inherited from the pool")]
+    /// The inherited descriptor is not an open socket.
     NotASocket(RawFd),
     #[error("the pool sent a {0:?} message, which only a worker sends")]
+    /// The pool sent a message only workers send.
     UnexpectedMessage(super::wire::Kind),
     #[error(transparent)]
+    /// A frame could not be read or written.
     Wire(#[from] WireError),
     #[error(transparent)]
+    /// A segment could not be opened.
     Shm(#[from] ShmError),
     #[error("channel i/o failed: {0}")]
+    /// The channel or the reader thread failed.
     Io(#[from] io::Error),
 }
 
 /// The channel and identity a worker process inherited from the pool.
 #[derive(Debug)]
 pub struct WorkerEnv {
+    /// The id the pool gave this worker.
     pub worker_id: u64,
     stream: UnixStream,
 }
@@ -106,7 +113,9 @@ fn is_socket(fd: RawFd) -> bool {
 /// A request handed to the callback.
 #[derive(Debug)]
 pub struct Request {
+    /// The request's id, repeated in the reply.
     pub id: RequestId,
+    /// What is asked.
     pub body: RequestBody,
     /// Set when the pool cancels this request; a long handler should look at it.
     pub cancelled: Arc<AtomicBool>,
@@ -115,11 +124,17 @@ pub struct Request {
 /// What the pool asks for.
 #[derive(Debug)]
 pub enum RequestBody {
+    /// Build the worker's state.
     Initialize,
+    /// Clear the worker's state.
     Reset,
+    /// Run a task.
     Run {
+        /// The task's name.
         task: String,
+        /// Its encoded input.
         input: Vec<u8>,
+        /// The shared memory segments the input refers to, in the input's order.
         segments: Vec<Arc<Segment>>,
     },
 }
@@ -129,13 +144,17 @@ pub enum RequestBody {
 pub enum Response {
     /// Success; `segments` travel as shared memory with the reply.
     Done {
+        /// The encoded output.
         output: Vec<u8>,
+        /// Segments the output refers to.
         segments: Vec<Arc<Segment>>,
     },
+    /// Failure, with what went wrong.
     Failed(Failure),
 }
 
 impl Response {
+    /// Success with `output` and no segment.
     pub fn done(output: Vec<u8>) -> Self {
         Response::Done {
             output,
