@@ -2,14 +2,18 @@
 //!
 //! - [`wire`]: the framed, versioned protocol between pool and worker;
 //! - [`channel`]: that protocol over a private Unix socket, with descriptors alongside;
+//! - [`codec`]: task inputs and outputs as postcard bytes, per task type;
 //! - [`shm`]: sealed shared memory segments and the caches that keep them mapped;
 //! - [`child`]: starting, limiting, killing and reaping a worker process;
-//! - [`worker_side`]: the loop a worker process runs to serve the pool.
+//! - [`worker_side`]: the loop a worker process runs to serve the pool;
+//! - [`host`]: that loop running a pool's `Handlers`, as a thread worker would.
 //!
 //! Linux only: sealed memory files and the parent-death signal have no portable equivalent.
 
 pub mod channel;
 pub mod child;
+pub mod codec;
+pub mod host;
 pub mod shm;
 pub mod wire;
 pub mod worker_side;

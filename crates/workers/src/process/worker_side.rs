@@ -117,8 +117,57 @@ pub struct Request {
     pub id: RequestId,
     /// What is asked.
     pub body: RequestBody,
-    /// Set when the pool cancels this request; a long handler should look at it.
-    pub cancelled: Arc<AtomicBool>,
+    /// Tells when the pool cancels this request; a long handler should look at it.
+    pub cancel: CancelSignal,
+}
+
+/// Whether the pool cancelled a request, and what to do when it does.
+#[derive(Clone, Default)]
+pub struct CancelSignal(Arc<CancelInner>);
+
+#[derive(Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+}
+
+impl CancelSignal {
+    /// Whether the pool cancelled the request.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Runs `hook` when the request is cancelled, on the channel's reader thread; at once if
+    /// it already is.
+    pub fn on_cancel(&self, hook: impl FnOnce() + Send + 'static) {
+        let mut hooks = lock(&self.0.hooks);
+        if self.is_cancelled() {
+            drop(hooks);
+            hook();
+        } else {
+            hooks.push(Box::new(hook));
+        }
+    }
+
+    /// Marks the request cancelled and runs the hooks registered so far.
+    fn cancel(&self) {
+        // Set under the lock, so a hook is either registered before (and run here) or
+        // registered after and run by `on_cancel` itself.
+        let hooks = {
+            let mut hooks = lock(&self.0.hooks);
+            self.0.cancelled.store(true, Ordering::Release);
+            std::mem::take(&mut *hooks)
+        };
+        hooks.into_iter().for_each(|hook| hook());
+    }
+}
+
+impl std::fmt::Debug for CancelSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelSignal")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
 }
 
 /// What the pool asks for.
@@ -206,7 +255,7 @@ pub fn serve(
     result
 }
 
-type CancelFlags = Arc<Mutex<HashMap<RequestId, Arc<AtomicBool>>>>;
+type CancelFlags = Arc<Mutex<HashMap<RequestId, CancelSignal>>>;
 
 fn serve_loop(
     writer: &mut ChannelWriter,
@@ -272,9 +321,9 @@ fn panic_failure(payload: &(dyn std::any::Any + Send)) -> Failure {
     }
 }
 
-fn lock(flags: &CancelFlags) -> std::sync::MutexGuard<'_, HashMap<RequestId, Arc<AtomicBool>>> {
-    // A poisoned map of flags is still a valid map.
-    flags
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded maps and lists stay valid even if a holder panicked.
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -312,8 +361,9 @@ fn route(received: Received, cache: &mut SegmentCache, flags: &CancelFlags) -> O
             Err(error) => return Some(Inbound::Broken(error.into())),
         },
         Message::Cancel => {
-            if let Some(flag) = lock(flags).get(&id) {
-                flag.store(true, Ordering::Relaxed);
+            let signal = lock(flags).get(&id).cloned();
+            if let Some(signal) = signal {
+                signal.cancel();
             }
             return None;
         }
@@ -330,13 +380,9 @@ fn route(received: Received, cache: &mut SegmentCache, flags: &CancelFlags) -> O
     };
 
     // Register the cancel flag before the request can start.
-    let cancelled = Arc::new(AtomicBool::new(false));
-    lock(flags).insert(id, Arc::clone(&cancelled));
-    Some(Inbound::Request(Request {
-        id,
-        body,
-        cancelled,
-    }))
+    let cancel = CancelSignal::default();
+    lock(flags).insert(id, cancel.clone());
+    Some(Inbound::Request(Request { id, body, cancel }))
 }
 
 /// The fd of the channel, for diagnostics.

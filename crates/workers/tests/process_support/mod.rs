@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,7 +58,7 @@ fn handle(request: Request) -> Response {
         "reverse" => Response::done(input.into_iter().rev().collect()),
         "panic" => panic!("the handler gave up"),
         "spin" => {
-            while !request.cancelled.load(Ordering::Relaxed) {
+            while !request.cancel.is_cancelled() {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Response::done(b"cancelled".to_vec())

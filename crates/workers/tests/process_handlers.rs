@@ -1,0 +1,236 @@
+//! A pool's `Handlers` served from a real worker process: typed tasks cross as postcard
+//! bytes, state lives and is rebuilt as in a thread worker, errors keep their kind.
+#![cfg(target_os = "linux")]
+
+mod process_support;
+
+use process_support::Peer;
+use protozoa_workers::process::codec::task_error;
+use protozoa_workers::process::host::{serve_handlers, WireCodecs};
+use protozoa_workers::process::wire::{FailureKind, Frame, Message, Run};
+use protozoa_workers::process::worker_side::WorkerEnv;
+use protozoa_workers::{HandlerError, Handlers, Task, TaskError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+struct Add;
+impl Task for Add {
+    const NAME: &'static str = "add";
+    type Input = (i64, i64);
+    type Output = i64;
+}
+
+/// Counts the tasks of this type the worker ran since its state was built.
+struct Count;
+impl Task for Count {
+    const NAME: &'static str = "count";
+    type Input = ();
+    type Output = u64;
+}
+
+struct Refuse;
+impl Task for Refuse {
+    const NAME: &'static str = "refuse";
+    type Input = String;
+    type Output = ();
+}
+
+struct Boom;
+impl Task for Boom {
+    const NAME: &'static str = "boom";
+    type Input = ();
+    type Output = ();
+}
+
+struct Double;
+impl Task for Double {
+    const NAME: &'static str = "double";
+    type Input = Vec<f32>;
+    type Output = Vec<f32>;
+}
+
+/// Waits until it is cancelled.
+struct Wait;
+impl Task for Wait {
+    const NAME: &'static str = "wait";
+    type Input = ();
+    type Output = ();
+}
+
+/// Registered, but without a wire codec.
+struct Local;
+impl Task for Local {
+    const NAME: &'static str = "local";
+    type Input = ();
+    type Output = ();
+}
+
+fn handlers() -> Handlers<u64> {
+    Handlers::new(|_| Ok(0))
+        .on_reset(|count| *count = 0)
+        .handler::<Add>(|_, (a, b), _| Ok(a + b))
+        .handler::<Count>(|count, (), _| {
+            *count += 1;
+            Ok(*count)
+        })
+        .handler::<Refuse>(|_, why, _| Err(HandlerError::new(why).permanent()))
+        .handler::<Boom>(|_, (), _| panic!("boom"))
+        .async_handler::<Double, _>(|_, values, _| async move {
+            Ok(values.into_iter().map(|v| v * 2.0).collect())
+        })
+        .handler::<Wait>(|_, (), task| {
+            while !task.is_cancelled() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(())
+        })
+        .handler::<Local>(|_, (), _| Ok(()))
+}
+
+#[test]
+fn worker_entry() {
+    let Some(env) = WorkerEnv::from_env().expect("worker environment") else {
+        return;
+    };
+    let codecs = WireCodecs::new()
+        .task::<Add>()
+        .task::<Count>()
+        .task::<Refuse>()
+        .task::<Boom>()
+        .task::<Double>()
+        .task::<Wait>();
+    let code = i32::from(serve_handlers(env, handlers(), codecs).is_err());
+    std::process::exit(code);
+}
+
+/// Runs task `T` in the worker; a failure comes back as the pool would see it.
+fn run<T: Task>(peer: &mut Peer, input: &T::Input) -> Result<T::Output, TaskError>
+where
+    T::Output: DeserializeOwned,
+    T::Input: Serialize,
+{
+    let input = postcard::to_allocvec(input).expect("encodes");
+    let run = Run {
+        task: T::NAME.into(),
+        input,
+        segments: Vec::new(),
+    };
+    match peer.request(Message::Run(run), &[]).frame.message {
+        Message::Done(done) => Ok(postcard::from_bytes(&done.output).expect("decodes")),
+        Message::Failed(failure) => Err(task_error(T::NAME, 1, failure)),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn worker_announces_the_task_types_it_can_run() {
+    let peer = Peer::start(1);
+    assert_eq!(
+        peer.hello.tasks,
+        ["add", "count", "refuse", "boom", "double", "wait"]
+    );
+}
+
+#[test]
+fn typed_task_runs_in_the_worker_process() {
+    let mut peer = Peer::start(1);
+    assert_eq!(run::<Add>(&mut peer, &(40, 2)), Ok(42));
+}
+
+#[test]
+fn async_handler_runs_in_the_worker_process() {
+    let mut peer = Peer::start(1);
+    assert_eq!(
+        run::<Double>(&mut peer, &vec![1.0, 2.5]),
+        Ok(vec![2.0, 5.0])
+    );
+}
+
+#[test]
+fn state_lives_across_tasks_and_reset_clears_it() {
+    let mut peer = Peer::start(1);
+    assert_eq!(run::<Count>(&mut peer, &()), Ok(1));
+    assert_eq!(run::<Count>(&mut peer, &()), Ok(2));
+
+    assert!(matches!(
+        peer.request(Message::Reset, &[]).frame.message,
+        Message::Done(_)
+    ));
+    assert_eq!(run::<Count>(&mut peer, &()), Ok(1));
+}
+
+#[test]
+fn panic_is_reported_and_the_state_is_rebuilt() {
+    let mut peer = Peer::start(1);
+    run::<Count>(&mut peer, &()).expect("count");
+
+    let error = run::<Boom>(&mut peer, &()).expect_err("panics");
+    assert_eq!(
+        error,
+        TaskError::Panicked {
+            task: "boom".into(),
+            message: "boom".into()
+        }
+    );
+    assert_eq!(run::<Count>(&mut peer, &()), Ok(1));
+}
+
+#[test]
+fn handler_error_keeps_its_message_and_permanence() {
+    let mut peer = Peer::start(1);
+    match run::<Refuse>(&mut peer, &"not today".to_owned()) {
+        Err(TaskError::Failed { task, error }) => {
+            assert_eq!(task, "refuse");
+            assert_eq!(error.message(), "not today");
+            assert!(error.is_permanent());
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[test]
+fn task_without_a_codec_is_unknown_in_the_worker() {
+    let mut peer = Peer::start(1);
+    let error = run::<Local>(&mut peer, &()).expect_err("unknown");
+    assert_eq!(
+        error,
+        TaskError::UnknownTaskType {
+            name: "local".into()
+        }
+    );
+}
+
+#[test]
+fn garbled_input_is_invalid_input() {
+    let mut peer = Peer::start(1);
+    let run = Run {
+        task: "add".into(),
+        input: vec![0xff, 0xff],
+        segments: Vec::new(),
+    };
+    match peer.request(Message::Run(run), &[]).frame.message {
+        Message::Failed(failure) => assert_eq!(failure.kind, FailureKind::InvalidInput),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[test]
+fn cancel_turns_the_handlers_context_cancelled() {
+    let mut peer = Peer::start(1);
+    let run = Run {
+        task: "wait".into(),
+        input: postcard::to_allocvec(&()).expect("encodes"),
+        segments: Vec::new(),
+    };
+    let id = peer.send(Message::Run(run), &[]);
+    peer.writer
+        .send(&Frame::new(id, Message::Cancel), &[])
+        .expect("cancel");
+
+    let reply = peer.reader.recv().expect("reply").expect("a frame");
+    assert_eq!(reply.frame.request_id, id);
+    match reply.frame.message {
+        Message::Failed(failure) => assert!(failure.message.contains("cancelled"), "{failure:?}"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
