@@ -10,6 +10,10 @@ use protozoa_workers::process::host::{serve_handlers, WireCodecs};
 use protozoa_workers::process::wire::{FailureKind, Frame, Message, Run};
 use protozoa_workers::process::worker_side::WorkerEnv;
 use protozoa_workers::{HandlerError, Handlers, Task, TaskError};
+use std::sync::{Arc, OnceLock};
+
+use protozoa_workers::process::handoff::{self, PodData};
+use protozoa_workers::process::shm::{Segment, SegmentCache, SentSegments, ShmError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -57,6 +61,72 @@ impl Task for Wait {
     type Output = ();
 }
 
+/// A read-only f32 buffer that crosses to a worker process as shared memory when large: the
+/// shape `SharedBuffer` takes once it hands itself over through `process::handoff`.
+#[derive(Debug)]
+enum Blob {
+    Owned(Vec<f32>, OnceLock<Arc<Segment>>),
+    Mapped(Arc<Segment>),
+}
+
+impl Blob {
+    fn new(values: Vec<f32>) -> Self {
+        Blob::Owned(values, OnceLock::new())
+    }
+
+    fn values(&self) -> &[f32] {
+        match self {
+            Blob::Owned(values, _) => values,
+            Blob::Mapped(segment) => bytemuck::cast_slice(segment.as_bytes()),
+        }
+    }
+
+    /// The blob's segment, made on its first hand-off and kept for the next ones.
+    fn segment(&self) -> Result<Arc<Segment>, ShmError> {
+        match self {
+            Blob::Mapped(segment) => Ok(Arc::clone(segment)),
+            Blob::Owned(values, made) => {
+                if let Some(segment) = made.get() {
+                    return Ok(Arc::clone(segment));
+                }
+                let segment = Arc::new(Segment::from_bytes(bytemuck::cast_slice(values))?);
+                Ok(Arc::clone(made.get_or_init(|| segment)))
+            }
+        }
+    }
+}
+
+impl Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        handoff::serialize_pod(self.values(), || self.segment(), serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Blob {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match handoff::deserialize_pod::<f32, D>(deserializer)? {
+            PodData::Owned(values) => Blob::new(values),
+            PodData::Mapped(segment) => Blob::Mapped(segment),
+        })
+    }
+}
+
+/// Sums one value from each 4 KiB page of a blob, and says whether it was mapped.
+struct PageSum;
+impl Task for PageSum {
+    const NAME: &'static str = "page-sum";
+    type Input = Blob;
+    type Output = (f32, bool);
+}
+
+/// Makes a blob of `n` copies of a value.
+struct Fill;
+impl Task for Fill {
+    const NAME: &'static str = "fill";
+    type Input = (usize, f32);
+    type Output = Blob;
+}
+
 /// Registered, but without a wire codec.
 struct Local;
 impl Task for Local {
@@ -84,6 +154,11 @@ fn handlers() -> Handlers<u64> {
             }
             Ok(())
         })
+        .handler::<PageSum>(|_, blob, _| {
+            let sum = blob.values().iter().step_by(1024).sum();
+            Ok((sum, matches!(blob, Blob::Mapped(_))))
+        })
+        .handler::<Fill>(|_, (n, value), _| Ok(Blob::new(vec![value; n])))
         .handler::<Local>(|_, (), _| Ok(()))
 }
 
@@ -98,7 +173,9 @@ fn worker_entry() {
         .task::<Refuse>()
         .task::<Boom>()
         .task::<Double>()
-        .task::<Wait>();
+        .task::<Wait>()
+        .task::<PageSum>()
+        .task::<Fill>();
     let code = i32::from(serve_handlers(env, handlers(), codecs).is_err());
     std::process::exit(code);
 }
@@ -125,10 +202,10 @@ where
 #[test]
 fn worker_announces_the_task_types_it_can_run() {
     let peer = Peer::start(1);
-    assert_eq!(
-        peer.hello.tasks,
-        ["add", "count", "refuse", "boom", "double", "wait"]
-    );
+    let tasks = [
+        "add", "count", "refuse", "boom", "double", "wait", "page-sum", "fill",
+    ];
+    assert_eq!(peer.hello.tasks, tasks);
 }
 
 #[test]
@@ -233,4 +310,65 @@ fn cancel_turns_the_handlers_context_cancelled() {
         Message::Failed(failure) => assert!(failure.message.contains("cancelled"), "{failure:?}"),
         other => panic!("expected Failed, got {other:?}"),
     }
+}
+
+/// How many mappings of segments the process `pid` has.
+fn mapped_segments(pid: u32) -> usize {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    maps.lines()
+        .filter(|line| line.contains("protozoa-segment"))
+        .count()
+}
+
+#[test]
+fn large_input_is_handed_over_once_and_read_from_shared_memory() {
+    let mut peer = Peer::start(1);
+    let mut sent = SentSegments::new();
+    let blob = Blob::new((0..(1 << 20)).map(|i| (i % 7) as f32).collect());
+    let expected: f32 = blob.values().iter().step_by(1024).sum();
+
+    for round in 0..3 {
+        // Encode as the pool will: buffers become segments, known ones travel by id.
+        let (input, segments) = handoff::collect(|| postcard::to_allocvec(&blob));
+        let (refs, fds) = sent.prepare(&segments);
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0].attached, round == 0, "round {round}");
+
+        let run = Run {
+            task: "page-sum".into(),
+            input: input.expect("encodes"),
+            segments: refs,
+        };
+        let Message::Done(done) = peer.request(Message::Run(run), &fds).frame.message else {
+            panic!("expected Done");
+        };
+        let (sum, mapped): (f32, bool) = postcard::from_bytes(&done.output).expect("decodes");
+        assert_eq!(sum, expected);
+        assert!(mapped, "the worker read a copy, not the shared memory");
+    }
+    assert_eq!(mapped_segments(peer.process.pid()), 1);
+}
+
+#[test]
+fn large_output_comes_back_as_shared_memory() {
+    let mut peer = Peer::start(1);
+    let n = 1 << 18;
+    let input = postcard::to_allocvec(&(n, 1.5_f32)).expect("encodes");
+    let run = Run {
+        task: "fill".into(),
+        input,
+        segments: Vec::new(),
+    };
+    let reply = peer.request(Message::Run(run), &[]);
+    let Message::Done(done) = reply.frame.message else {
+        panic!("expected Done")
+    };
+
+    let segments = SegmentCache::new()
+        .resolve(&done.segments, reply.fds)
+        .expect("opens");
+    let blob: Blob =
+        handoff::resolve(segments, || postcard::from_bytes(&done.output)).expect("decodes");
+    assert!(matches!(blob, Blob::Mapped(_)));
+    assert_eq!(blob.values(), &vec![1.5_f32; n][..]);
 }

@@ -20,15 +20,27 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::handoff;
+use super::shm::Segment;
 use super::wire::{Failure, FailureKind};
 use crate::cell::{CellSpec, Job, ResultCell, TaskCell};
 use crate::error::{HandlerError, TaskError};
 use crate::task::Task;
 
-type TakeInput = fn(&dyn Job) -> Option<Result<Vec<u8>, TaskError>>;
-type SettleOutput = fn(&dyn Job, &[u8]) -> bool;
-type JobFromInput = fn(usize, &[u8]) -> Result<Arc<dyn Job>, TaskError>;
-type OutputBytes = fn(&dyn Job) -> Option<Result<Vec<u8>, TaskError>>;
+type TakeInput = fn(&dyn Job) -> Option<Result<Encoded, TaskError>>;
+type SettleOutput = fn(&dyn Job, &[u8], Vec<Arc<Segment>>) -> bool;
+type JobFromInput = fn(usize, &[u8], Vec<Arc<Segment>>) -> Result<Arc<dyn Job>, TaskError>;
+type OutputBytes = fn(&dyn Job) -> Option<Result<Encoded, TaskError>>;
+
+/// A value encoded for the wire: its bytes and the shared memory segments they refer to
+/// (see `process::handoff`).
+#[derive(Debug, Default)]
+pub struct Encoded {
+    /// The postcard bytes.
+    pub bytes: Vec<u8>,
+    /// The segments, in the order the bytes index them.
+    pub segments: Vec<Arc<Segment>>,
+}
 
 /// How one task type's data crosses the channel.
 ///
@@ -79,15 +91,20 @@ impl JobCodec {
     /// (cancelled, terminated) or started. An input that does not encode is an error the
     /// caller settles the job with.
     #[allow(dead_code)]
-    pub(crate) fn take_input(&self, job: &dyn Job) -> Option<Result<Vec<u8>, TaskError>> {
+    pub(crate) fn take_input(&self, job: &dyn Job) -> Option<Result<Encoded, TaskError>> {
         (self.take_input)(job)
     }
 
     /// Pool side: decodes a `Done` reply's output and settles `job` with it (or with the
     /// decoding error). Returns whether this settled the job.
     #[allow(dead_code)]
-    pub(crate) fn settle_output(&self, job: &dyn Job, output: &[u8]) -> bool {
-        (self.settle_output)(job, output)
+    pub(crate) fn settle_output(
+        &self,
+        job: &dyn Job,
+        output: &[u8],
+        segments: Vec<Arc<Segment>>,
+    ) -> bool {
+        (self.settle_output)(job, output, segments)
     }
 
     /// Worker side: a job holding the decoded input, for the handler registered under entry
@@ -96,18 +113,19 @@ impl JobCodec {
         &self,
         handler: usize,
         input: &[u8],
+        segments: Vec<Arc<Segment>>,
     ) -> Result<Arc<dyn Job>, TaskError> {
-        (self.job_from_input)(handler, input)
+        (self.job_from_input)(handler, input, segments)
     }
 
     /// Worker side: the encoded result of a job the handler ran; `None` if it has not
     /// settled.
-    pub(crate) fn output_bytes(&self, job: &dyn Job) -> Option<Result<Vec<u8>, TaskError>> {
+    pub(crate) fn output_bytes(&self, job: &dyn Job) -> Option<Result<Encoded, TaskError>> {
         (self.output_bytes)(job)
     }
 }
 
-fn take_input<T: Task>(job: &dyn Job) -> Option<Result<Vec<u8>, TaskError>> {
+fn take_input<T: Task>(job: &dyn Job) -> Option<Result<Encoded, TaskError>> {
     let any = job.as_any();
 
     // Typed submission: encode as is.
@@ -130,9 +148,9 @@ fn take_input<T: Task>(job: &dyn Job) -> Option<Result<Vec<u8>, TaskError>> {
     )))
 }
 
-fn settle_output<T: Task>(job: &dyn Job, output: &[u8]) -> bool {
+fn settle_output<T: Task>(job: &dyn Job, output: &[u8], segments: Vec<Arc<Segment>>) -> bool {
     let any = job.as_any();
-    let decoded = decode::<T::Output>(output).map_err(invalid_output::<T>);
+    let decoded = decode::<T::Output>(output, segments).map_err(invalid_output::<T>);
     if let Some(cell) = any.downcast_ref::<TaskCell<T::Input, T::Output>>() {
         return cell.settle(decoded);
     }
@@ -147,8 +165,12 @@ fn settle_output<T: Task>(job: &dyn Job, output: &[u8]) -> bool {
     ))
 }
 
-fn job_from_input<T: Task>(handler: usize, input: &[u8]) -> Result<Arc<dyn Job>, TaskError> {
-    let input = decode::<T::Input>(input).map_err(invalid_input::<T>)?;
+fn job_from_input<T: Task>(
+    handler: usize,
+    input: &[u8],
+    segments: Vec<Arc<Segment>>,
+) -> Result<Arc<dyn Job>, TaskError> {
+    let input = decode::<T::Input>(input, segments).map_err(invalid_input::<T>)?;
 
     // The pool enforces the time limit by killing the process; the copy here has none.
     let spec = CellSpec {
@@ -159,7 +181,7 @@ fn job_from_input<T: Task>(handler: usize, input: &[u8]) -> Result<Arc<dyn Job>,
     Ok(TaskCell::<T::Input, T::Output>::new(spec, input))
 }
 
-fn output_bytes<T: Task>(job: &dyn Job) -> Option<Result<Vec<u8>, TaskError>> {
+fn output_bytes<T: Task>(job: &dyn Job) -> Option<Result<Encoded, TaskError>> {
     let cell = job
         .as_any()
         .downcast_ref::<TaskCell<T::Input, T::Output>>()?;
@@ -167,12 +189,17 @@ fn output_bytes<T: Task>(job: &dyn Job) -> Option<Result<Vec<u8>, TaskError>> {
     Some(result.and_then(|output| encode(&output).map_err(invalid_output::<T>)))
 }
 
-fn encode<V: Serialize>(value: &V) -> Result<Vec<u8>, String> {
-    postcard::to_allocvec(value).map_err(|error| error.to_string())
+/// Encodes `value`, letting large buffers inside it hand themselves over as segments.
+fn encode<V: Serialize>(value: &V) -> Result<Encoded, String> {
+    let (bytes, segments) = handoff::collect(|| postcard::to_allocvec(value));
+    let bytes = bytes.map_err(|error| error.to_string())?;
+    Ok(Encoded { bytes, segments })
 }
 
-fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, String> {
-    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|error| error.to_string())?;
+/// Decodes `bytes`, whose buffers may refer to `segments`.
+fn decode<V: DeserializeOwned>(bytes: &[u8], segments: Vec<Arc<Segment>>) -> Result<V, String> {
+    let (value, rest) = handoff::resolve(segments, || postcard::take_from_bytes(bytes))
+        .map_err(|error| error.to_string())?;
     if !rest.is_empty() {
         return Err(format!("{} bytes left over after the value", rest.len()));
     }
@@ -305,11 +332,13 @@ mod tests {
         let cell = TaskCell::<(i64, i64), i64>::new(spec(), (2, 3));
 
         // Pool side encodes; worker side decodes it into a runnable job.
-        let bytes = codec
+        let input = codec
             .take_input(&*cell)
             .expect("not claimed")
             .expect("encodes");
-        let remote = codec.job_from_input(0, &bytes).expect("decodes");
+        let remote = codec
+            .job_from_input(0, &input.bytes, input.segments)
+            .expect("decodes");
         let remote_cell = remote
             .as_any()
             .downcast_ref::<TaskCell<(i64, i64), i64>>()
@@ -322,7 +351,7 @@ mod tests {
             .output_bytes(&*remote)
             .expect("settled")
             .expect("encodes");
-        assert!(codec.settle_output(&*cell, &output));
+        assert!(codec.settle_output(&*cell, &output.bytes, output.segments));
         assert_eq!(ResultCell::try_result(&*cell), Some(Ok(5)));
     }
 
@@ -331,12 +360,13 @@ mod tests {
         let codec = JobCodec::of::<Add>();
         let cell = TaskCell::<Value, Value>::new(spec(), serde_json::json!([4, 5]));
 
-        let bytes = codec
+        let input = codec
             .take_input(&*cell)
             .expect("not claimed")
             .expect("encodes");
-        assert_eq!(decode::<(i64, i64)>(&bytes), Ok((4, 5)));
-        assert!(codec.settle_output(&*cell, &encode(&9_i64).expect("encodes")));
+        assert_eq!(decode::<(i64, i64)>(&input.bytes, Vec::new()), Ok((4, 5)));
+        let output = encode(&9_i64).expect("encodes");
+        assert!(codec.settle_output(&*cell, &output.bytes, Vec::new()));
         assert_eq!(
             ResultCell::try_result(&*cell),
             Some(Ok(serde_json::json!(9)))
@@ -349,7 +379,7 @@ mod tests {
         let cell = TaskCell::<(i64, i64), i64>::new(spec(), (1, 1));
         let _ = codec.take_input(&*cell);
 
-        assert!(codec.settle_output(&*cell, &[0xff, 0xff]));
+        assert!(codec.settle_output(&*cell, &[0xff, 0xff], Vec::new()));
         assert!(matches!(
             ResultCell::try_result(&*cell),
             Some(Err(TaskError::InvalidOutput { .. }))
@@ -359,7 +389,7 @@ mod tests {
     #[test]
     fn garbled_input_is_invalid_input_in_the_worker() {
         let error = JobCodec::of::<Add>()
-            .job_from_input(0, &[0xff])
+            .job_from_input(0, &[0xff], Vec::new())
             .err()
             .expect("refused");
         assert!(matches!(error, TaskError::InvalidInput { .. }), "{error}");

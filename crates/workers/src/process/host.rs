@@ -21,6 +21,7 @@ use std::task::{Context, Wake, Waker};
 use std::thread::{self, Thread};
 
 use super::codec::{failure, JobCodec};
+use super::shm::Segment;
 use super::wire::{Failure, FailureKind};
 use super::worker_side::{
     serve, CancelSignal, Request, RequestBody, Response, WorkerEnv, WorkerSideError,
@@ -105,7 +106,11 @@ impl<S: 'static> HandlerHost<S> {
         match request.body {
             RequestBody::Initialize => self.initialize(),
             RequestBody::Reset => self.reset(),
-            RequestBody::Run { task, input, .. } => self.run(&task, &input, &request.cancel),
+            RequestBody::Run {
+                task,
+                input,
+                segments,
+            } => self.run(&task, &input, segments, &request.cancel),
         }
     }
 
@@ -152,7 +157,13 @@ impl<S: 'static> HandlerHost<S> {
         }
     }
 
-    fn run(&mut self, task: &str, input: &[u8], cancel: &CancelSignal) -> Response {
+    fn run(
+        &mut self,
+        task: &str,
+        input: &[u8],
+        segments: Vec<Arc<Segment>>,
+        cancel: &CancelSignal,
+    ) -> Response {
         let Some(&(index, codec)) = self.routes.get(task) else {
             let error = TaskError::UnknownTaskType {
                 name: task.to_owned(),
@@ -166,7 +177,7 @@ impl<S: 'static> HandlerHost<S> {
         }
 
         // Rebuild the job; a cancel from the pool settles it, which the handler can see.
-        let job = match codec.job_from_input(index, input) {
+        let job = match codec.job_from_input(index, input, segments) {
             Ok(job) => job,
             Err(error) => return Response::Failed(failure(&error)),
         };
@@ -188,7 +199,10 @@ impl<S: 'static> HandlerHost<S> {
         }
 
         match codec.output_bytes(&*job) {
-            Some(Ok(output)) => Response::done(output),
+            Some(Ok(output)) => Response::Done {
+                output: output.bytes,
+                segments: output.segments,
+            },
             Some(Err(error)) => Response::Failed(failure(&error)),
             None => Response::Failed(failure(&TaskError::InvalidOutput {
                 task: task.to_owned(),

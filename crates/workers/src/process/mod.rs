@@ -3,6 +3,7 @@
 //! - [`wire`]: the framed, versioned protocol between pool and worker;
 //! - [`channel`]: that protocol over a private Unix socket, with descriptors alongside;
 //! - [`codec`]: task inputs and outputs as postcard bytes, per task type;
+//! - [`handoff`]: large buffers inside those bytes replaced by shared memory segments;
 //! - [`shm`]: sealed shared memory segments and the caches that keep them mapped;
 //! - [`child`]: starting, limiting, killing and reaping a worker process;
 //! - [`worker_side`]: the loop a worker process runs to serve the pool;
@@ -13,6 +14,7 @@
 pub mod channel;
 pub mod child;
 pub mod codec;
+pub mod handoff;
 pub mod host;
 pub mod shm;
 pub mod wire;
