@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     let mut encoder = FrameEncoder::new(LIMIT);
     while let Ok(Some(frame)) = decoder.read_frame(&mut stream) {
         // Whatever decodes re-encodes and decodes to the same frame.
-        let bytes = encoder.encode(&frame).expect("a decoded frame re-encodes").to_vec();
+        let bytes = encoder
+            .encode(&frame)
+            .expect("a decoded frame re-encodes")
+            .to_vec();
         let (again, used) = decode_frame(&bytes, LIMIT).expect("a re-encoded frame decodes");
         assert_eq!(again, frame);
         assert_eq!(used, bytes.len());
