@@ -8,11 +8,11 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use crossbeam_utils::sync::Parker;
 
-use crate::cell::Job;
+use crate::cell::{Job, Outcome};
 use crate::clock::{self, Ticks, NEVER};
-use crate::metrics::WorkerMetrics;
 use crate::error::{HandlerError, TaskError};
 use crate::handlers::{Handlers, LocalFuture, Run};
+use crate::metrics::WorkerMetrics;
 use crate::options::LogLevel;
 use crate::shared::{Control, Running, Shared, Signal, TERMINATED, WAKE_ASYNC, WAKE_CONTROL};
 use crate::sync::{fence, lock, Ordering};
@@ -210,7 +210,7 @@ impl<S: 'static> Worker<S> {
         fence(Ordering::SeqCst);
         let stay_awake = !self.shared.queue.is_empty()
             || slot.signal.pending.load(Ordering::SeqCst) != 0
-            || self.shared.may_leave();
+            || (self.local_count == 0 && self.shared.may_leave());
         if !stay_awake {
             self.parker.park();
         }
@@ -248,7 +248,10 @@ impl<S: 'static> Worker<S> {
         {
             let mut inner = lock(&self.shared.workers[self.info.id].inner);
             retire(&mut inner.running, &mut self.retired);
-            inner.running.push(Running { job: Arc::clone(&job), deadline });
+            inner.running.push(Running {
+                job: Arc::clone(&job),
+                deadline,
+            });
             if now.saturating_sub(self.last_flush) >= self.flush_every {
                 self.last_flush = now;
                 inner.metrics.absorb(&mut self.metrics);
@@ -304,6 +307,12 @@ impl<S: 'static> Worker<S> {
             stamp => stamp,
         };
         let outcome = header.outcome();
+        if matches!(outcome, Some(Outcome::Failed | Outcome::Cancelled))
+            && self.shared.logs(LogLevel::Debug)
+        {
+            tracing::debug!(worker = self.info.id, task = %header.id(), task_type = header.name(),
+                outcome = ?outcome, "task did not succeed");
+        }
         if started == 0 {
             if let Some(outcome) = outcome {
                 self.metrics.record_outcome(header.handler(), outcome);
@@ -311,7 +320,8 @@ impl<S: 'static> Worker<S> {
         } else {
             let wait = started.saturating_sub(header.created());
             let run = completed.saturating_sub(started);
-            self.metrics.record_run(header.handler(), outcome, wait, run);
+            self.metrics
+                .record_run(header.handler(), outcome, wait, run);
             self.tasks_done += 1;
             self.last_tick = completed;
         }
