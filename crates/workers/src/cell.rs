@@ -343,6 +343,12 @@ impl<I: Send + 'static, O: Send + 'static> TaskCell<I, O> {
         true
     }
 
+    /// The value a model-checked task settled with, if it succeeded.
+    #[cfg(all(test, protozoa_loom))]
+    pub(crate) fn try_result_for_model(&self) -> Option<O> {
+        self.take_output().and_then(Result::ok)
+    }
+
     /// Takes the result if the task has settled.
     fn take_output(&self) -> Option<Result<O, TaskError>> {
         if !self.header.is_settled() {

@@ -245,6 +245,13 @@ impl<I: Send + 'static, O: Send + 'static> TaskRequest<'_, I, O> {
         if let Some(reason) = shared.refusal() {
             return Err(SubmitError::new(reason, self.input));
         }
+        if self.timeout == Some(Duration::ZERO) {
+            let reason = SubmitErrorReason::InvalidOption {
+                option: "timeout",
+                reason: "a zero time limit would fail the task before it starts".to_owned(),
+            };
+            return Err(SubmitError::new(reason, self.input));
+        }
 
         let spec = CellSpec {
             handler: index,

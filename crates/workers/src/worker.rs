@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use crossbeam_utils::sync::Parker;
 
-use crate::cell::Job;
+use crate::cell::{Job, Outcome};
 use crate::clock::{self, Ticks, NEVER};
 use crate::error::{HandlerError, TaskError};
 use crate::handlers::{Handlers, LocalFuture, Run};
@@ -210,7 +210,7 @@ impl<S: 'static> Worker<S> {
         fence(Ordering::SeqCst);
         let stay_awake = !self.shared.queue.is_empty()
             || slot.signal.pending.load(Ordering::SeqCst) != 0
-            || self.shared.may_leave();
+            || (self.local_count == 0 && self.shared.may_leave());
         if !stay_awake {
             self.parker.park();
         }
@@ -307,6 +307,12 @@ impl<S: 'static> Worker<S> {
             stamp => stamp,
         };
         let outcome = header.outcome();
+        if matches!(outcome, Some(Outcome::Failed | Outcome::Cancelled))
+            && self.shared.logs(LogLevel::Debug)
+        {
+            tracing::debug!(worker = self.info.id, task = %header.id(), task_type = header.name(),
+                outcome = ?outcome, "task did not succeed");
+        }
         if started == 0 {
             if let Some(outcome) = outcome {
                 self.metrics.record_outcome(header.handler(), outcome);

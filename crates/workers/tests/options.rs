@@ -90,3 +90,15 @@ fn log_levels_parse_from_their_names() {
     assert_eq!("NONE".parse::<LogLevel>().unwrap(), LogLevel::None);
     assert!("loud".parse::<LogLevel>().unwrap_err().contains("loud"));
 }
+
+#[test]
+fn a_zero_time_limit_on_one_task_is_refused_and_its_input_handed_back() {
+    let pool = WorkerPool::builder(handlers()).workers(1).build().unwrap();
+    let refused = pool
+        .task::<Double>(3)
+        .timeout(Duration::ZERO)
+        .submit()
+        .unwrap_err();
+    assert!(refused.to_string().contains("timeout"), "{refused}");
+    assert_eq!(refused.into_input(), 3);
+}
