@@ -42,7 +42,7 @@ fn abort_is_reported_as_sigabrt() {
 
 #[test]
 fn killed_worker_is_reaped_and_reported_as_sigkill() {
-    let mut process = sh("sleep 600").spawn().expect("spawn");
+    let mut process = sh("exec sleep 600").spawn().expect("spawn");
     let pid = process.pid();
 
     let cause = process.kill().expect("kill");
@@ -55,7 +55,7 @@ fn killed_worker_is_reaped_and_reported_as_sigkill() {
 
 #[test]
 fn dropping_a_worker_kills_it() {
-    let process = sh("sleep 600").spawn().expect("spawn");
+    let process = sh("exec sleep 600").spawn().expect("spawn");
     let pid = process.pid();
 
     drop(process);
@@ -69,7 +69,7 @@ fn child_sees_only_its_own_channel_descriptor() {
         "test -S /proc/self/fd/${CHANNEL_FD_ENV} || exit 10; \
          n=$(ls -l /proc/self/fd | grep -c socket:); test \"$n\" -eq 1 || exit 11"
     );
-    let _sibling = sh("sleep 600").spawn().expect("spawn a sibling first");
+    let _sibling = sh("exec sleep 600").spawn().expect("spawn a sibling first");
     assert_eq!(run_to_end(sh(&script)), ExitCause::Exited { code: 0 });
 }
 
@@ -127,7 +127,7 @@ fn helper_process() {
             std::process::exit(i32::from(big[big.len() - 1]));
         }
         Ok("parent") => {
-            let worker = sh("sleep 600").spawn().expect("spawn worker");
+            let worker = sh("exec sleep 600").spawn().expect("spawn worker");
             println!("pid {}", worker.pid());
             std::thread::sleep(Duration::from_secs(600));
         }

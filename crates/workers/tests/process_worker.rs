@@ -152,3 +152,39 @@ fn request_ids_pair_replies_with_requests() {
         .collect();
     assert_eq!(replies, [first, second]);
 }
+
+#[test]
+fn request_sent_behind_a_long_one_is_served_after_it_in_order() {
+    let mut peer = Peer::start(1);
+
+    // A long request, a second request behind it, then the cancel that ends the first.
+    let spin = protozoa_workers::process::wire::Run {
+        task: "spin".into(),
+        input: Vec::new(),
+        segments: Vec::new(),
+    };
+    let echo = protozoa_workers::process::wire::Run {
+        task: "echo".into(),
+        input: b"next".to_vec(),
+        segments: Vec::new(),
+    };
+    let first = peer.send(Message::Run(spin), &[]);
+    let second = peer.send(Message::Run(echo), &[]);
+    peer.writer
+        .send(
+            &protozoa_workers::process::wire::Frame::new(first, Message::Cancel),
+            &[],
+        )
+        .expect("cancel");
+
+    let replies: Vec<(RequestId, Vec<u8>)> = (0..2)
+        .map(|_| {
+            let reply = peer.reader.recv().expect("reply").expect("a frame");
+            (reply.frame.request_id, output(reply.frame.message))
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        [(first, b"cancelled".to_vec()), (second, b"next".to_vec())]
+    );
+}

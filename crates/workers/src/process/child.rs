@@ -13,9 +13,13 @@
 //! 3. clears close-on-exec on its end of the socket pair, and only its own: every other
 //!    channel descriptor stays close-on-exec, so siblings never inherit each other's.
 //!
-//! Caveat: Linux delivers the parent-death signal when the *thread* that forked the child
-//! exits, not only the process. Spawn workers from a thread that lives as long as the
-//! workers (the pool's supervisor), or they are killed when that thread ends.
+//! Caveats:
+//! - Linux delivers the parent-death signal when the *thread* that forked the child exits,
+//!   not only the process. Spawn workers from a thread that lives as long as the workers
+//!   (the pool's supervisor), or they are killed when that thread ends.
+//! - The signal is not inherited by processes a worker starts itself (fork clears it), so
+//!   those can outlive the pool. Putting each worker in its own process group and killing
+//!   the group would reach them; nothing here does that yet.
 //!
 //! [`WorkerProcess`] owns the child: dropping it kills and reaps the process, and
 //! [`ExitCause`] says how it ended.

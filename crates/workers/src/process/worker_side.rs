@@ -1,24 +1,27 @@
 //! The worker process's side of the channel: find the inherited channel, greet the pool,
 //! then answer requests with a callback until the channel closes.
 //!
-//! Two threads share the work:
+//! The *serving* thread (the caller of [`serve`]) reads the next request itself, runs the
+//! callback and writes the reply, so a quick request costs no hop between threads. Reading a
+//! frame also handles the ones that need no callback: `Cancel` signals the running request,
+//! `Release` drops cached segments.
 //!
-//! - the *reader* decodes frames, opens and caches shared memory segments, sets the cancel
-//!   flag of a request on `Cancel`, drops released segments on `Release`, and passes every
-//!   request to the serving thread;
-//! - the *serving* thread (the caller of [`serve`]) runs the callback for one request at a
-//!   time and writes its reply.
+//! While a request runs, nobody would read `Cancel`; so once a request has run for a few
+//! milliseconds, a *watcher* thread takes over reading until it has a request to forward.
+//! One thread holds the reading end at a time, and frames are handled in channel order.
 //!
 //! The loop ends cleanly (`Ok`) when the pool closes the channel or sends `Shutdown`, and with
 //! an error when a frame is garbled, which the pool sees as the process exiting non-zero.
 
 use std::collections::HashMap;
+use std::io;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::{io, thread};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
 
 use super::channel::{self, ChannelReader, ChannelWriter, Received};
 use super::child::{CHANNEL_FD_ENV, WORKER_ID_ENV};
@@ -212,12 +215,45 @@ impl Response {
     }
 }
 
-/// What the reader passes to the serving thread.
+/// What reading the channel yields for the serving thread.
 enum Inbound {
     Request(Request),
     Shutdown,
     Closed,
     Broken(WorkerSideError),
+}
+
+/// How long a request runs before the watcher starts reading the channel beside it.
+const WATCH_AFTER: Duration = Duration::from_millis(5);
+
+/// Idle checks after which the watcher sleeps until the next request starts.
+const IDLE_CHECKS_BEFORE_SLEEP: u32 = 200;
+
+/// The reading end of the channel and the segments it opened; one thread holds it at a time.
+struct Inlet {
+    reader: ChannelReader,
+    cache: SegmentCache,
+}
+
+/// What the serving thread and the watcher share.
+struct Shared {
+    /// The inlet when nobody is reading: the serving thread takes it to read the next request;
+    /// the watcher takes it while a request runs long, to see `Cancel` and `Release` in time.
+    inlet: Mutex<Option<Inlet>>,
+    flags: Mutex<HashMap<RequestId, CancelSignal>>,
+    /// When the running request started (nanoseconds since `epoch`), 0 when none runs.
+    busy_since: AtomicU64,
+    epoch: Instant,
+    watcher_asleep: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
 }
 
 /// Greets the pool with the names of the tasks this worker runs, then serves requests with
@@ -239,42 +275,142 @@ pub fn serve(
     };
     writer.send(&Frame::new(RequestId(0), Message::Hello(hello)), &[])?;
 
-    // The reader runs beside us until the channel closes.
-    let flags: CancelFlags = Arc::default();
-    let (inbound_tx, inbound) = mpsc::channel();
-    let reader_flags = Arc::clone(&flags);
-    let reader = thread::Builder::new()
-        .name("protozoa-worker-reader".into())
-        .spawn(move || read_loop(reader, &inbound_tx, &reader_flags))?;
+    // The watcher stands by for requests that run long.
+    let shared = Arc::new(Shared {
+        inlet: Mutex::new(Some(Inlet {
+            reader,
+            cache: SegmentCache::new(),
+        })),
+        flags: Mutex::default(),
+        busy_since: AtomicU64::new(0),
+        epoch: Instant::now(),
+        watcher_asleep: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+    });
+    let (to_server, from_watcher) = mpsc::channel();
+    let watcher_shared = Arc::clone(&shared);
+    let watcher = thread::Builder::new()
+        .name("protozoa-worker-watcher".into())
+        .spawn(move || watch(&watcher_shared, &to_server))?;
 
-    let result = serve_loop(&mut writer, &inbound, &flags, &mut handler);
+    let result = serve_loop(
+        &mut writer,
+        &shared,
+        &from_watcher,
+        watcher.thread(),
+        &mut handler,
+    );
 
-    // Unblock the reader if we stopped first, then wait for it.
+    // Stop the watcher, unblocking it if it is reading, and wait for it.
+    shared.stop.store(true, Ordering::SeqCst);
+    watcher.thread().unpark();
     let _ = writer.stream().shutdown(std::net::Shutdown::Both);
-    let _ = reader.join();
+    let _ = watcher.join();
     result
 }
 
-type CancelFlags = Arc<Mutex<HashMap<RequestId, CancelSignal>>>;
-
 fn serve_loop(
     writer: &mut ChannelWriter,
-    inbound: &mpsc::Receiver<Inbound>,
-    flags: &CancelFlags,
+    shared: &Shared,
+    from_watcher: &mpsc::Receiver<Inbound>,
+    watcher: &Thread,
     handler: &mut impl FnMut(Request) -> Response,
 ) -> Result<(), WorkerSideError> {
     loop {
-        let request = match inbound.recv() {
-            Ok(Inbound::Request(request)) => request,
-            Ok(Inbound::Broken(error)) => return Err(error),
-            Ok(Inbound::Shutdown | Inbound::Closed) | Err(_) => return Ok(()),
+        let request = match next_inbound(shared, from_watcher) {
+            Inbound::Request(request) => request,
+            Inbound::Broken(error) => return Err(error),
+            Inbound::Shutdown | Inbound::Closed => return Ok(()),
         };
         let id = request.id;
 
+        // Tell the watcher a request runs (waking it only if it sleeps).
+        shared.busy_since.store(shared.now(), Ordering::SeqCst);
+        if shared.watcher_asleep.load(Ordering::SeqCst) {
+            watcher.unpark();
+        }
         let response = catch_unwind(AssertUnwindSafe(|| handler(request)))
             .unwrap_or_else(|payload| Response::Failed(panic_failure(payload.as_ref())));
-        lock(flags).remove(&id);
+        shared.busy_since.store(0, Ordering::SeqCst);
+
+        lock(&shared.flags).remove(&id);
         reply(writer, id, response)?;
+    }
+}
+
+/// The next request for the serving thread, in channel order: read directly (the fast path,
+/// no thread hop) unless the watcher holds the inlet or forwarded something.
+fn next_inbound(shared: &Shared, from_watcher: &mpsc::Receiver<Inbound>) -> Inbound {
+    if let Ok(inbound) = from_watcher.try_recv() {
+        return inbound;
+    }
+    let taken = lock(&shared.inlet).take();
+    let Some(mut inlet) = taken else {
+        // The watcher is reading; it forwards the next request.
+        return from_watcher.recv().unwrap_or(Inbound::Closed);
+    };
+
+    // The watcher forwards before it hands the inlet back, so anything it read is queued.
+    let inbound = match from_watcher.try_recv() {
+        Ok(inbound) => inbound,
+        Err(_) => read_next(&mut inlet, &shared.flags),
+    };
+    *lock(&shared.inlet) = Some(inlet);
+    inbound
+}
+
+/// Reads frames until one needs the serving thread; `Cancel` and `Release` are handled here.
+fn read_next(inlet: &mut Inlet, flags: &Mutex<HashMap<RequestId, CancelSignal>>) -> Inbound {
+    loop {
+        let received = match inlet.reader.recv() {
+            Ok(Some(received)) => received,
+            Ok(None) => return Inbound::Closed,
+            Err(error) => return Inbound::Broken(error.into()),
+        };
+        if let Some(inbound) = route(received, &mut inlet.cache, flags) {
+            return inbound;
+        }
+    }
+}
+
+/// The watcher: while a request has run for [`WATCH_AFTER`], it reads the channel so that a
+/// `Cancel` reaches the running handler, forwarding any request to the serving thread. Short
+/// requests never involve it, so a quick request costs no thread hop.
+fn watch(shared: &Shared, to_server: &mpsc::Sender<Inbound>) {
+    let mut idle_checks = 0;
+    while !shared.stop.load(Ordering::SeqCst) {
+        // Long idle: sleep until the serving thread starts a request.
+        if idle_checks >= IDLE_CHECKS_BEFORE_SLEEP {
+            shared.watcher_asleep.store(true, Ordering::SeqCst);
+            if shared.busy_since.load(Ordering::SeqCst) == 0 {
+                thread::park();
+            }
+            shared.watcher_asleep.store(false, Ordering::SeqCst);
+            idle_checks = 0;
+            continue;
+        }
+
+        thread::park_timeout(WATCH_AFTER);
+        let since = shared.busy_since.load(Ordering::SeqCst);
+        if since == 0 {
+            idle_checks += 1;
+            continue;
+        }
+        idle_checks = 0;
+        if shared.now().saturating_sub(since) < WATCH_AFTER.as_nanos() as u64 {
+            continue;
+        }
+
+        // A request runs long: read beside it, then hand the inlet back.
+        let taken = lock(&shared.inlet).take();
+        let Some(mut inlet) = taken else { continue };
+        let inbound = read_next(&mut inlet, &shared.flags);
+        let last = !matches!(inbound, Inbound::Request(_));
+        let sent = to_server.send(inbound);
+        *lock(&shared.inlet) = Some(inlet);
+        if sent.is_err() || last {
+            return;
+        }
     }
 }
 
@@ -328,25 +464,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Decodes frames until the channel ends, forwarding requests to the serving thread.
-fn read_loop(mut reader: ChannelReader, inbound: &mpsc::Sender<Inbound>, flags: &CancelFlags) {
-    let mut cache = SegmentCache::new();
-    loop {
-        let next = match reader.recv() {
-            Ok(Some(received)) => route(received, &mut cache, flags),
-            Ok(None) => Some(Inbound::Closed),
-            Err(error) => Some(Inbound::Broken(error.into())),
-        };
-        let Some(next) = next else { continue };
-        let last = !matches!(next, Inbound::Request(_));
-        if inbound.send(next).is_err() || last {
-            return;
-        }
-    }
-}
-
 /// Handles a frame the reader can settle itself; turns the rest into an [`Inbound`].
-fn route(received: Received, cache: &mut SegmentCache, flags: &CancelFlags) -> Option<Inbound> {
+fn route(
+    received: Received,
+    cache: &mut SegmentCache,
+    flags: &Mutex<HashMap<RequestId, CancelSignal>>,
+) -> Option<Inbound> {
     let Received { frame, fds } = received;
     let id = frame.request_id;
     let body = match frame.message {

@@ -18,13 +18,14 @@ use protozoa_workers::process::wire::{
 use protozoa_workers::process::worker_side::{serve, Request, RequestBody, Response, WorkerEnv};
 
 /// The task names the test worker runs.
-pub const TASKS: [&str; 6] = [
+pub const TASKS: [&str; 7] = [
     "echo",
     "reverse",
     "panic",
     "spin",
     "segment-bytes",
     "segment-make",
+    "page-sum",
 ];
 
 /// The body of the `worker_entry` test.
@@ -70,6 +71,21 @@ fn handle(request: Request) -> Response {
                 .copied()
                 .collect(),
         ),
+        "page-sum" => {
+            // One byte from each 4 KiB page, of the segments or else of the input.
+            let pages = |bytes: &[u8]| {
+                bytes
+                    .iter()
+                    .step_by(4096)
+                    .map(|&b| u64::from(b))
+                    .sum::<u64>()
+            };
+            let sum = match segments.first() {
+                Some(segment) => pages(segment.as_bytes()),
+                None => pages(&input),
+            };
+            Response::done(sum.to_le_bytes().to_vec())
+        }
         "segment-make" => match Segment::from_bytes(&input) {
             Ok(segment) => Response::Done {
                 output: Vec::new(),
