@@ -71,6 +71,11 @@ impl Role {
         }
     }
 
+    /// The role's colour before a creature's own shift, as red, green, blue in `[0, 1]`.
+    pub fn base_colour(self) -> [f32; 3] {
+        hsv_to_rgb(self.hue(), 0.7, 1.0)
+    }
+
     /// The role's base hue in degrees, before the creature's own shift.
     fn hue(self) -> f32 {
         match self {

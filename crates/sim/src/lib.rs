@@ -1,7 +1,11 @@
 //! Bitcoin Protozoa creatures simulated as worker-pool tasks.
 
+pub mod behaviour;
 pub mod block;
 pub mod creature;
+pub mod font;
 pub mod grid;
+pub mod image;
 pub mod physics;
+pub mod render;
 pub mod rng;
