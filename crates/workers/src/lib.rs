@@ -1,1 +1,91 @@
-//! protozoa-workers: a worker pool whose every task settles.
+//! # protozoa-workers
+//!
+//! A pool of worker threads that takes compute off a program's main thread,
+//! built on one promise: **every task settles exactly once**, with its value or
+//! with an error that says whether it failed, panicked, timed out, was
+//! cancelled or was terminated. No handle waits forever: not when a handler
+//! panics, not when a task runs past its time limit, not when the pool is
+//! closed or terminated while tasks are queued or running.
+//!
+//! ## Vocabulary
+//!
+//! - A **task type** ([`Task`]) names an input and an output; a **handler**
+//!   runs tasks of one type on a worker, with the worker's own mutable state.
+//! - A **worker** is a thread that takes **tasks** from the pool's **queue**,
+//!   one at a time (or up to `max_concurrent_tasks` async ones). It is **idle**
+//!   or **busy**; an idle worker spins briefly, then sleeps.
+//! - Submitting returns a **handle** ([`TaskHandle`]) at once: a `Future` for
+//!   any executor, with blocking waits too.
+//! - **Closing** stops intake and lets queued tasks finish; **terminating**
+//!   settles everything at once.
+//!
+//! ## Example
+//!
+//! ```
+//! use protozoa_workers::{Handlers, HandlerError, Task, TaskError, WorkerPool};
+//!
+//! /// Sums a slice of particle masses.
+//! struct TotalMass;
+//! impl Task for TotalMass {
+//!     const NAME: &'static str = "totalMass";
+//!     type Input = Vec<f32>;
+//!     type Output = f32;
+//! }
+//!
+//! let handlers = Handlers::stateless().handler::<TotalMass>(|_state, masses, _task| {
+//!     if masses.iter().any(|m| *m < 0.0) {
+//!         return Err(HandlerError::new("negative mass"));
+//!     }
+//!     Ok(masses.iter().sum())
+//! });
+//! let pool = WorkerPool::builder(handlers).workers(2).build()?;
+//!
+//! let total = pool.submit::<TotalMass>(vec![1.0, 2.5, 0.5])?;
+//! assert_eq!(total.wait()?, 4.0);
+//!
+//! let bad = pool.submit::<TotalMass>(vec![-1.0])?;
+//! assert!(matches!(bad.wait(), Err(TaskError::Failed { .. })));
+//!
+//! pool.close();
+//! pool.join();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Limits
+//!
+//! - A thread cannot be stopped safely from outside. A task past its time
+//!   limit, or cancelled while running, settles at once, and its handler is
+//!   asked to stop through [`TaskContext::is_cancelled`]; a handler that never
+//!   checks keeps its worker busy until it returns (its result is dropped).
+//!   Async handlers are stopped for real: their future is dropped.
+//! - A handler that aborts the process or overflows its stack takes the
+//!   process down: thread workers share it.
+
+#![warn(missing_docs)]
+
+pub mod buffer;
+mod cell;
+mod clock;
+mod error;
+mod handle;
+mod handlers;
+mod metrics;
+mod options;
+mod pool;
+mod shared;
+mod sync;
+mod task;
+mod watchdog;
+mod worker;
+
+pub use error::{
+    BuildError, HandlerError, SubmitError, SubmitErrorReason, TaskError, TaskErrorKind,
+};
+pub use handle::TaskHandle;
+pub use handlers::Handlers;
+pub use metrics::{Latency, Metrics, OutcomeCounts, TaskTypeMetrics};
+pub use options::{LogLevel, MAX_WORKERS};
+pub use pool::{
+    Lifecycle, PoolBuilder, PoolStatus, TaskRequest, WorkerPool, WorkerState, WorkerStatus,
+};
+pub use task::{CancellationToken, Task, TaskContext, TaskId, WorkerInfo};

@@ -1,0 +1,511 @@
+//! The task cell: one allocation per task, shared by its handle, the queue and
+//! the worker, holding the input until a worker starts it and the result until
+//! the handle takes it.
+//!
+//! # The settle-once state machine
+//!
+//! A cell's `state` word holds these flags:
+//!
+//! - `RUNNING`: a worker has started the task and taken its input.
+//! - `CLAIMED`: somebody (the worker with the handler's result, a cancel, the
+//!   watchdog's time limit, a terminate) has won the right to settle the task.
+//!   Setting it is a compare-and-swap from "not claimed", so **exactly one
+//!   party ever settles a task**; every later attempt sees the flag and backs
+//!   off. The winner also writes its [`Outcome`] into the word.
+//! - `SETTLED`: the winner has written the result; the handle may read it.
+//! - `WAKER`, `RUNNER`: a waker is registered for the handle (an awaiting or
+//!   blocked caller) or for the worker running an async handler; the settler
+//!   wakes each one that is present.
+//!
+//! `RUNNING` and `CLAIMED` exclude each other's side effects: the input is
+//! taken only by the party that set `RUNNING` while the task was unclaimed, or
+//! by a submitter withdrawing a task that was claimed while not running.
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::clock::{self, Ticks};
+use crate::error::TaskError;
+use crate::sync::{lock, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::task::TaskId;
+use std::sync::Arc;
+
+const RUNNING: usize = 1 << 0;
+const CLAIMED: usize = 1 << 1;
+const SETTLED: usize = 1 << 2;
+const WAKER: usize = 1 << 3;
+const RUNNER: usize = 1 << 4;
+const OUTCOME_SHIFT: usize = 8;
+
+/// How a task settled; written into the state word by the party that claimed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Outcome {
+    /// The handler returned a value.
+    Succeeded = 1,
+    /// The handler returned an error, or the task could not run.
+    Failed = 2,
+    /// The handler panicked.
+    Panicked = 3,
+    /// The time limit passed.
+    TimedOut = 4,
+    /// The caller cancelled it.
+    Cancelled = 5,
+    /// The pool was terminated.
+    Terminated = 6,
+    /// The submitter took it back because the pool closed during submission.
+    Withdrawn = 7,
+}
+
+impl Outcome {
+    fn from_bits(bits: usize) -> Option<Outcome> {
+        Some(match bits {
+            1 => Outcome::Succeeded,
+            2 => Outcome::Failed,
+            3 => Outcome::Panicked,
+            4 => Outcome::TimedOut,
+            5 => Outcome::Cancelled,
+            6 => Outcome::Terminated,
+            7 => Outcome::Withdrawn,
+            _ => return None,
+        })
+    }
+
+    /// The outcome an error stands for.
+    pub(crate) fn of_error(error: &TaskError) -> Outcome {
+        match error {
+            TaskError::Panicked { .. } => Outcome::Panicked,
+            TaskError::TimedOut { .. } => Outcome::TimedOut,
+            TaskError::Cancelled => Outcome::Cancelled,
+            TaskError::Terminated => Outcome::Terminated,
+            _ => Outcome::Failed,
+        }
+    }
+}
+
+/// The part of a cell that does not depend on the task's types.
+pub(crate) struct Header {
+    state: AtomicUsize,
+    handle_waker: Mutex<Option<Waker>>,
+    runner_waker: Mutex<Option<Waker>>,
+    id: TaskId,
+    handler: usize,
+    name: &'static str,
+    timeout: Option<Duration>,
+    created: Ticks,
+    started: AtomicU64,
+    completed: AtomicU64,
+}
+
+impl Header {
+    /// The task's id.
+    pub(crate) fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The index of the task type's handler in the pool's catalog.
+    pub(crate) fn handler(&self) -> usize {
+        self.handler
+    }
+
+    /// The task type's name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The task's own time limit, if it has one.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// When the task was submitted.
+    pub(crate) fn created(&self) -> Ticks {
+        self.created
+    }
+
+    /// When a worker started it (zero: not yet).
+    pub(crate) fn started(&self) -> Ticks {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// When it settled (zero: not yet).
+    pub(crate) fn completed(&self) -> Ticks {
+        self.completed.load(Ordering::Relaxed)
+    }
+
+    /// Whether somebody has won the right to settle it.
+    pub(crate) fn is_claimed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLAIMED != 0
+    }
+
+    /// Whether its result is ready for the handle.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.state.load(Ordering::Acquire) & SETTLED != 0
+    }
+
+    /// How it settled, once claimed.
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
+        Outcome::from_bits(self.state.load(Ordering::Acquire) >> OUTCOME_SHIFT)
+    }
+
+    /// Registers the waker of the worker running this task's async handler, so
+    /// that settling from outside (cancel, time limit) lets it drop the future.
+    pub(crate) fn set_runner_waker(&self, waker: &Waker) {
+        *lock(&self.runner_waker) = Some(waker.clone());
+        self.state.fetch_or(RUNNER, Ordering::AcqRel);
+    }
+
+    /// Sets `RUNNING` unless the task is claimed or already running.
+    fn try_start(&self) -> bool {
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            if current & (CLAIMED | RUNNING) != 0 {
+                return false;
+            }
+            match self.state.compare_exchange_weak(
+                current,
+                current | RUNNING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Claims the right to settle. `only_if_idle` refuses a running task.
+    fn try_claim(&self, outcome: Outcome, only_if_idle: bool) -> bool {
+        let refuse = if only_if_idle {
+            CLAIMED | RUNNING
+        } else {
+            CLAIMED
+        };
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            if current & refuse != 0 {
+                return false;
+            }
+            let claimed = current | CLAIMED | ((outcome as usize) << OUTCOME_SHIFT);
+            match self.state.compare_exchange_weak(
+                current,
+                claimed,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Publishes the written result and wakes whoever waits for it.
+    fn publish(&self) {
+        self.completed.store(clock::now(), Ordering::Relaxed);
+        let before = self.state.fetch_or(SETTLED, Ordering::AcqRel);
+        if before & WAKER != 0 {
+            if let Some(waker) = lock(&self.handle_waker).take() {
+                waker.wake();
+            }
+        }
+        if before & RUNNER != 0 {
+            if let Some(waker) = lock(&self.runner_waker).take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Registers the handle's waker; returns true if the task is already settled.
+    fn register_handle_waker(&self, waker: &Waker) -> bool {
+        if self.is_settled() {
+            return true;
+        }
+        {
+            let mut slot = lock(&self.handle_waker);
+            match slot.as_ref() {
+                Some(existing) if existing.will_wake(waker) => {}
+                _ => *slot = Some(waker.clone()),
+            }
+        }
+        self.state.fetch_or(WAKER, Ordering::AcqRel) & SETTLED != 0
+    }
+}
+
+/// A task's cell: its header, its input until started and its result until taken.
+pub(crate) struct TaskCell<I, O> {
+    header: Header,
+    input: UnsafeCell<Option<I>>,
+    output: UnsafeCell<Option<Result<O, TaskError>>>,
+}
+
+// SAFETY: the cell hands `I` and `O` between threads (so they must be `Send`),
+// and its `UnsafeCell`s are only touched under the state machine's exclusion:
+// `input` by the one party that set `RUNNING` (or withdrew an idle task),
+// `output` by the one party that set `CLAIMED` until it sets `SETTLED`, then by
+// the handle alone. No `&I` or `&O` is ever shared, so `Sync` needs no more.
+unsafe impl<I: Send, O: Send> Sync for TaskCell<I, O> {}
+// SAFETY: as above; moving the cell moves `I` and `O`, which are `Send`.
+unsafe impl<I: Send, O: Send> Send for TaskCell<I, O> {}
+
+/// What the cell of a new task needs to know.
+pub(crate) struct CellSpec {
+    pub(crate) handler: usize,
+    pub(crate) name: &'static str,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl<I: Send + 'static, O: Send + 'static> TaskCell<I, O> {
+    /// A queued task holding `input`.
+    pub(crate) fn new(spec: CellSpec, input: I) -> Arc<Self> {
+        Arc::new(TaskCell {
+            header: Header {
+                state: AtomicUsize::new(0),
+                handle_waker: Mutex::new(None),
+                runner_waker: Mutex::new(None),
+                id: TaskId::random(),
+                handler: spec.handler,
+                name: spec.name,
+                timeout: spec.timeout,
+                created: clock::now(),
+                started: AtomicU64::new(0),
+                completed: AtomicU64::new(0),
+            },
+            input: UnsafeCell::new(Some(input)),
+            output: UnsafeCell::new(None),
+        })
+    }
+
+    /// Starts the task: marks it running and hands over its input, or `None`
+    /// if it was already claimed (cancelled, terminated) or started.
+    pub(crate) fn start(&self) -> Option<I> {
+        if !self.header.try_start() {
+            return None;
+        }
+        self.header.started.store(clock::now(), Ordering::Relaxed);
+        // SAFETY: `try_start` set `RUNNING` on an unclaimed, never-started task;
+        // only that caller touches `input` from now on (see the type's SAFETY).
+        unsafe { (*self.input.get()).take() }
+    }
+
+    /// Takes back the input of a task that no worker has started, settling it
+    /// as withdrawn; `None` if a worker started it or it already settled.
+    pub(crate) fn withdraw(&self) -> Option<I> {
+        if !self.header.try_claim(Outcome::Withdrawn, true) {
+            return None;
+        }
+        // SAFETY: the claim succeeded while `RUNNING` was clear, and `RUNNING`
+        // can no longer be set, so no worker will ever touch `input`.
+        let input = unsafe { (*self.input.get()).take() };
+        self.header.publish();
+        input
+    }
+
+    /// Settles the task with `result` unless somebody settled it first.
+    /// Returns whether this call won.
+    pub(crate) fn settle(&self, result: Result<O, TaskError>) -> bool {
+        let outcome = match &result {
+            Ok(_) => Outcome::Succeeded,
+            Err(error) => Outcome::of_error(error),
+        };
+        if !self.header.try_claim(outcome, false) {
+            return false;
+        }
+        // SAFETY: this call set `CLAIMED`; until it sets `SETTLED` below nobody
+        // else reads or writes `output`.
+        unsafe { *self.output.get() = Some(result) };
+        self.header.publish();
+        true
+    }
+
+    /// Takes the result if the task has settled.
+    fn take_output(&self) -> Option<Result<O, TaskError>> {
+        if !self.header.is_settled() {
+            return None;
+        }
+        // SAFETY: `SETTLED` is set (acquire), so the settler's write is visible
+        // and finished; only the handle, which is unique, reads `output` now.
+        unsafe { (*self.output.get()).take() }
+    }
+}
+
+/// The type-erased view of a cell that the queue, the workers and the watchdog use.
+pub(crate) trait Job: Send + Sync + 'static {
+    /// The cell's header.
+    fn header(&self) -> &Header;
+    /// Settles the task with an error unless somebody settled it first.
+    fn fail(&self, error: TaskError) -> bool;
+    /// The concrete cell, for a handler to downcast to its own types.
+    fn as_any(&self) -> &dyn Any;
+    /// The concrete cell as an owned `Arc`, for async handlers to keep.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<I: Send + 'static, O: Send + 'static> Job for TaskCell<I, O> {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn fail(&self, error: TaskError) -> bool {
+        self.settle(Err(error))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// The view of a cell that a handle needs: its result type, not its input's.
+pub(crate) trait ResultCell<O>: Send + Sync {
+    fn header(&self) -> &Header;
+    fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<O, TaskError>>;
+    fn try_result(&self) -> Option<Result<O, TaskError>>;
+    fn cancel(&self) -> bool;
+}
+
+impl<I: Send + 'static, O: Send + 'static> ResultCell<O> for TaskCell<I, O> {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<O, TaskError>> {
+        if self.header.register_handle_waker(cx.waker()) {
+            if let Some(result) = self.take_output() {
+                return Poll::Ready(result);
+            }
+            panic!("a task handle was polled after it had returned its result");
+        }
+        Poll::Pending
+    }
+
+    fn try_result(&self) -> Option<Result<O, TaskError>> {
+        self.take_output()
+    }
+
+    fn cancel(&self) -> bool {
+        self.settle(Err(TaskError::Cancelled))
+    }
+}
+
+/// A future over a cell's result; what `TaskHandle` is built on.
+pub(crate) struct ResultFuture<'a, O>(pub(crate) &'a dyn ResultCell<O>);
+
+impl<O> Future for ResultFuture<'_, O> {
+    type Output = Result<O, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_result(cx)
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! Exhaustive interleavings of the settle-once state machine.
+
+    use super::*;
+    use loom::thread;
+
+    fn cell() -> Arc<TaskCell<u32, u32>> {
+        TaskCell::new(
+            CellSpec {
+                handler: 0,
+                name: "model",
+                timeout: None,
+            },
+            7,
+        )
+    }
+
+    /// A worker completing, a cancel and a terminate race: exactly one wins,
+    /// and the handle reads the winner's result.
+    #[test]
+    fn complete_cancel_and_terminate_settle_exactly_once() {
+        loom::model(|| {
+            let task = cell();
+            let worker = {
+                let task = Arc::clone(&task);
+                thread::spawn(move || match task.start() {
+                    Some(input) => task.settle(Ok(input * 2)),
+                    None => false,
+                })
+            };
+            let canceller = {
+                let task = Arc::clone(&task);
+                thread::spawn(move || task.cancel())
+            };
+            let terminated = task.fail(TaskError::Terminated);
+            let completed = worker.join().unwrap();
+            let cancelled = canceller.join().unwrap();
+
+            let wins = [completed, cancelled, terminated]
+                .iter()
+                .filter(|won| **won)
+                .count();
+            assert_eq!(wins, 1);
+            let result = task.try_result().expect("settled");
+            match result {
+                Ok(value) => assert!(completed && value == 14),
+                Err(TaskError::Cancelled) => assert!(cancelled),
+                Err(TaskError::Terminated) => assert!(terminated),
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        });
+    }
+
+    /// A submitter withdrawing races a worker starting: the input goes to
+    /// exactly one of them.
+    #[test]
+    fn withdraw_and_start_never_both_take_the_input() {
+        loom::model(|| {
+            let task = cell();
+            let worker = {
+                let task = Arc::clone(&task);
+                thread::spawn(move || task.start())
+            };
+            let withdrawn = task.withdraw();
+            let started = worker.join().unwrap();
+            assert!(withdrawn.is_some() != started.is_some());
+        });
+    }
+
+    /// A handle registering its waker races the settle: the handle either
+    /// sees the result at once or is woken.
+    #[test]
+    fn a_waiting_handle_is_always_woken() {
+        use std::sync::atomic::AtomicBool;
+        use std::task::{RawWaker, RawWakerVTable};
+
+        loom::model(|| {
+            static WOKEN: AtomicBool = AtomicBool::new(false);
+            WOKEN.store(false, std::sync::atomic::Ordering::SeqCst);
+            fn raw() -> RawWaker {
+                RawWaker::new(std::ptr::null(), &VTABLE)
+            }
+            static VTABLE: RawWakerVTable = RawWakerVTable::new(
+                |_| raw(),
+                |_| WOKEN.store(true, std::sync::atomic::Ordering::SeqCst),
+                |_| WOKEN.store(true, std::sync::atomic::Ordering::SeqCst),
+                |_| {},
+            );
+            // SAFETY: the vtable's functions ignore the data pointer.
+            let waker = unsafe { Waker::from_raw(raw()) };
+
+            let task = cell();
+            let settler = {
+                let task = Arc::clone(&task);
+                thread::spawn(move || task.settle(Ok(1)))
+            };
+            let mut cx = Context::from_waker(&waker);
+            let ready = task.poll_result(&mut cx).is_ready();
+            settler.join().unwrap();
+            assert!(ready || WOKEN.load(std::sync::atomic::Ordering::SeqCst));
+        });
+    }
+}

@@ -1,0 +1,604 @@
+//! The pool: building it, submitting tasks, watching it, and shutting it down.
+
+use std::any::TypeId;
+use std::fmt;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_deque::Injector;
+use crossbeam_utils::sync::Parker;
+use serde_json::Value;
+
+use crate::cell::{CellSpec, TaskCell};
+use crate::clock;
+use crate::error::{BuildError, SubmitError, SubmitErrorReason, TaskError};
+use crate::handle::TaskHandle;
+use crate::handlers::{Handlers, RESERVED_NAMES};
+use crate::metrics::{Metrics, WorkerMetrics};
+use crate::options::{LogLevel, PoolOptions};
+use crate::shared::{Control, Shared, Signal, WorkerInner, WorkerSlot, CLOSED, OPEN, WAKE_CONTROL};
+use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
+use crate::task::{Task, TaskId};
+use crate::watchdog::{self, WatchdogShared};
+use crate::worker;
+
+/// A pool of worker threads running tasks by type.
+///
+/// Cloning a `WorkerPool` is cheap (an `Arc`), and every clone submits to the
+/// same workers: many clients, one pool. Submitting from many threads at once
+/// is safe.
+///
+/// **Dropping** the last clone closes the pool, as [`close`](Self::close)
+/// does: queued and running tasks still run and their handles still resolve,
+/// then the workers stop. Dropping never blocks; call [`join`](Self::join)
+/// first to wait for the workers.
+#[derive(Clone)]
+pub struct WorkerPool {
+    client: Arc<Client>,
+}
+
+/// The part of the pool whose drop closes it: held only by `WorkerPool`s.
+struct Client {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+/// Builds a [`WorkerPool`]; see [`WorkerPool::builder`].
+pub struct PoolBuilder<S> {
+    handlers: Handlers<S>,
+    options: PoolOptions,
+}
+
+impl<S: 'static> PoolBuilder<S> {
+    /// Number of workers (the original's `workerCount`). Default: the
+    /// machine's available parallelism.
+    #[must_use]
+    pub fn workers(mut self, count: usize) -> Self {
+        self.options.workers = count;
+        self
+    }
+
+    /// Tasks one worker runs at once (`maxConcurrentTasks`). A synchronous
+    /// handler occupies its worker's thread, so only async handlers overlap.
+    /// Default: 8.
+    #[must_use]
+    pub fn max_concurrent_tasks(mut self, count: usize) -> Self {
+        self.options.max_concurrent_tasks = count;
+        self
+    }
+
+    /// Default time limit of a task, counted from its start (`taskTimeout`);
+    /// `None` for no limit. Default: 30 seconds.
+    #[must_use]
+    pub fn task_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.options.task_timeout = limit;
+        self
+    }
+
+    /// Which of the pool's events it emits through `tracing` (`logLevel`).
+    /// Default: [`LogLevel::Error`].
+    #[must_use]
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.options.log_level = level;
+        self
+    }
+
+    /// How many times an idle worker yields and looks at the queue again
+    /// before it parks. Higher values start bursts faster and cost CPU while
+    /// idle. Default: 64.
+    #[must_use]
+    pub fn idle_spins(mut self, rounds: u32) -> Self {
+        self.options.idle_spins = rounds;
+        self
+    }
+
+    /// Checks the options and starts the workers.
+    pub fn build(self) -> Result<WorkerPool, BuildError> {
+        self.options.validate()?;
+        check_names(&self.handlers)?;
+
+        let catalog = self.handlers.catalog();
+        let handlers = Arc::new(self.handlers);
+        let options = self.options;
+        let count = options.workers;
+
+        let mut parkers = Vec::with_capacity(count);
+        let slots = (0..count)
+            .map(|id| {
+                let parker = Parker::new();
+                let slot = WorkerSlot {
+                    id,
+                    signal: Arc::new(Signal {
+                        pending: AtomicUsize::new(0),
+                        ready: Mutex::new(Vec::new()),
+                        unparker: parker.unparker().clone(),
+                    }),
+                    sleeping: AtomicBool::new(false),
+                    inner: Mutex::new(WorkerInner::default()),
+                    control: Mutex::new(Some(Vec::new())),
+                };
+                parkers.push(parker);
+                slot
+            })
+            .collect();
+        let watchdog_parker = Parker::new();
+        let shared = Arc::new(Shared {
+            queue: Injector::new(),
+            lifecycle: AtomicUsize::new(OPEN),
+            workers: slots,
+            sleepers: AtomicUsize::new(0),
+            live_workers: AtomicUsize::new(count),
+            names: catalog.iter().map(|(name, _)| *name).collect(),
+            task_types: catalog.iter().map(|(_, task_type)| *task_type).collect(),
+            watchdog: WatchdogShared::new(&watchdog_parker),
+            options,
+            pool_metrics: Mutex::new(WorkerMetrics::default()),
+            threads: Mutex::new(Vec::new()),
+        });
+
+        // Start the threads; if one cannot start, stop the others and report.
+        let started = spawn_threads(&shared, &handlers, parkers, watchdog_parker);
+        if let Err(error) = started {
+            shared.terminate();
+            return Err(BuildError::Spawn(error));
+        }
+        Ok(WorkerPool {
+            client: Arc::new(Client { shared }),
+        })
+    }
+}
+
+fn check_names<S>(handlers: &Handlers<S>) -> Result<(), BuildError> {
+    let mut seen = std::collections::HashSet::new();
+    for entry in &handlers.entries {
+        if RESERVED_NAMES.contains(&entry.name) {
+            return Err(BuildError::ReservedName {
+                name: entry.name.to_owned(),
+            });
+        }
+        if !seen.insert(entry.name) {
+            return Err(BuildError::DuplicateHandler {
+                name: entry.name.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn spawn_threads<S: 'static>(
+    shared: &Arc<Shared>,
+    handlers: &Arc<Handlers<S>>,
+    parkers: Vec<Parker>,
+    watchdog_parker: Parker,
+) -> std::io::Result<()> {
+    let mut threads = lock(&shared.threads);
+    for (id, parker) in parkers.into_iter().enumerate() {
+        let (worker_shared, handlers) = (Arc::clone(shared), Arc::clone(handlers));
+        let name = format!("{}-{id}", shared.options.thread_name);
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || worker::run(worker_shared, handlers, id, parker));
+        match thread {
+            Ok(thread) => threads.push(thread),
+            Err(error) => {
+                // Workers that never started must not be waited for.
+                let missing = shared.options.workers - id;
+                if shared.live_workers.fetch_sub(missing, Ordering::AcqRel) == missing {
+                    shared.watchdog.stop();
+                }
+                return Err(error);
+            }
+        }
+    }
+    let watchdog_shared = Arc::clone(shared);
+    let thread = std::thread::Builder::new()
+        .name(format!("{}-watchdog", shared.options.thread_name))
+        .spawn(move || watchdog::run(watchdog_shared, watchdog_parker))?;
+    threads.push(thread);
+    Ok(())
+}
+
+/// A task about to be submitted, with its per-task options; see
+/// [`WorkerPool::task`].
+#[must_use = "a task request does nothing until submitted"]
+pub struct TaskRequest<'p, I, O> {
+    pool: &'p WorkerPool,
+    target: Target,
+    input: I,
+    timeout: Option<Duration>,
+    _output: std::marker::PhantomData<fn() -> O>,
+}
+
+/// Where a request goes: a handler, or nowhere (unknown task type).
+enum Target {
+    Handler { index: usize, name: &'static str },
+    Unknown(String),
+}
+
+impl<I: Send + 'static, O: Send + 'static> TaskRequest<'_, I, O> {
+    /// This task's time limit, counted from its start, instead of the pool's.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// Submits the task. Returns its handle at once, or hands the input back
+    /// if the pool is closed or has no handler for the task type.
+    pub fn submit(self) -> Result<TaskHandle<O>, SubmitError<I>> {
+        let shared = &self.pool.client.shared;
+        let (index, name) = match self.target {
+            Target::Handler { index, name } => (index, name),
+            Target::Unknown(name) => {
+                return Err(SubmitError::new(
+                    SubmitErrorReason::UnknownTaskType { name },
+                    self.input,
+                ));
+            }
+        };
+        if let Some(reason) = shared.refusal() {
+            return Err(SubmitError::new(reason, self.input));
+        }
+
+        let spec = CellSpec {
+            handler: index,
+            name,
+            timeout: self.timeout,
+        };
+        let cell = TaskCell::<I, O>::new(spec, self.input);
+        if shared.push(cell.clone()) != OPEN {
+            // Closed while we pushed: take the task back unless a worker (or
+            // terminate) got to it first, in which case its handle is valid.
+            if let Some(input) = cell.withdraw() {
+                let reason = shared.refusal().unwrap_or(SubmitErrorReason::Closed);
+                return Err(SubmitError::new(reason, input));
+            }
+        }
+        Ok(TaskHandle::new(cell))
+    }
+}
+
+impl WorkerPool {
+    /// Starts building a pool whose workers run `handlers`.
+    ///
+    /// ```
+    /// use protozoa_workers::{Handlers, Task, WorkerPool};
+    ///
+    /// struct Double;
+    /// impl Task for Double {
+    ///     const NAME: &'static str = "double";
+    ///     type Input = u64;
+    ///     type Output = u64;
+    /// }
+    ///
+    /// let handlers = Handlers::stateless().handler::<Double>(|_, n, _| Ok(n * 2));
+    /// let pool = WorkerPool::builder(handlers).workers(2).build()?;
+    /// assert_eq!(pool.submit::<Double>(21)?.wait()?, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder<S: 'static>(handlers: Handlers<S>) -> PoolBuilder<S> {
+        PoolBuilder {
+            handlers,
+            options: PoolOptions::default(),
+        }
+    }
+
+    /// Submits a task of type `T` with the pool's default options.
+    pub fn submit<T: Task>(
+        &self,
+        input: T::Input,
+    ) -> Result<TaskHandle<T::Output>, SubmitError<T::Input>> {
+        self.task::<T>(input).submit()
+    }
+
+    /// Prepares a task of type `T`, to set per-task options before submitting.
+    ///
+    /// ```
+    /// # use protozoa_workers::{Handlers, Task, WorkerPool};
+    /// # use std::time::Duration;
+    /// # struct Double;
+    /// # impl Task for Double { const NAME: &'static str = "double"; type Input = u64; type Output = u64; }
+    /// # let pool = WorkerPool::builder(Handlers::stateless().handler::<Double>(|_, n, _| Ok(n * 2))).build()?;
+    /// let handle = pool.task::<Double>(4).timeout(Duration::from_millis(500)).submit()?;
+    /// assert_eq!(handle.wait()?, 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn task<T: Task>(&self, input: T::Input) -> TaskRequest<'_, T::Input, T::Output> {
+        let shared = &self.client.shared;
+        let wanted = TypeId::of::<T>();
+        let target = match shared
+            .task_types
+            .iter()
+            .position(|task_type| *task_type == wanted)
+        {
+            Some(index) => Target::Handler {
+                index,
+                name: shared.names[index],
+            },
+            None => Target::Unknown(T::NAME.to_owned()),
+        };
+        self.request(target, input)
+    }
+
+    /// Submits a task by type name with JSON data: the string-keyed form, for
+    /// callers that do not link the task's Rust type. The result is the
+    /// handler's output as JSON. Data that does not decode into the handler's
+    /// input settles as [`TaskError::InvalidInput`].
+    pub fn submit_json(
+        &self,
+        task_type: &str,
+        data: Value,
+    ) -> Result<TaskHandle<Value>, SubmitError<Value>> {
+        self.task_json(task_type, data).submit()
+    }
+
+    /// Prepares a string-keyed task, to set per-task options before submitting.
+    pub fn task_json(&self, task_type: &str, data: Value) -> TaskRequest<'_, Value, Value> {
+        let shared = &self.client.shared;
+        let target = match shared.names.iter().position(|name| *name == task_type) {
+            Some(index) => Target::Handler {
+                index,
+                name: shared.names[index],
+            },
+            None => Target::Unknown(task_type.to_owned()),
+        };
+        self.request(target, data)
+    }
+
+    fn request<I, O>(&self, target: Target, input: I) -> TaskRequest<'_, I, O> {
+        TaskRequest {
+            pool: self,
+            target,
+            input,
+            timeout: None,
+            _output: std::marker::PhantomData,
+        }
+    }
+
+    /// Asks every worker to build its state again from scratch ("initialize").
+    /// The handle settles when all have, or with the first error.
+    pub fn initialize(&self) -> Result<TaskHandle<()>, SubmitError<()>> {
+        self.broadcast(Control::Initialize)
+    }
+
+    /// Asks every worker to clear its state ("reset"). The handle settles when
+    /// all have, or with the first error.
+    pub fn reset(&self) -> Result<TaskHandle<()>, SubmitError<()>> {
+        self.broadcast(Control::Reset)
+    }
+
+    fn broadcast(
+        &self,
+        request: fn(Arc<Broadcast>) -> Control,
+    ) -> Result<TaskHandle<()>, SubmitError<()>> {
+        let shared = &self.client.shared;
+        if let Some(reason) = shared.refusal() {
+            return Err(SubmitError::new(reason, ()));
+        }
+        let spec = CellSpec {
+            handler: usize::MAX,
+            name: "broadcast",
+            timeout: None,
+        };
+        let cell = TaskCell::<(), ()>::new(spec, ());
+        let round = Arc::new(Broadcast {
+            cell: Arc::clone(&cell),
+            remaining: AtomicUsize::new(shared.workers.len() + 1),
+            first_error: Mutex::new(None),
+        });
+        for slot in shared.workers.iter() {
+            match lock(&slot.control).as_mut() {
+                Some(requests) => requests.push(request(Arc::clone(&round))),
+                // A worker that has left has no state to build or clear.
+                None => round.done(Ok(())),
+            }
+            slot.signal.notify(WAKE_CONTROL);
+        }
+        round.done(Ok(()));
+        Ok(TaskHandle::new(cell))
+    }
+
+    /// What every worker is doing, and how many tasks wait.
+    pub fn status(&self) -> PoolStatus {
+        let shared = &self.client.shared;
+        let workers = shared
+            .workers
+            .iter()
+            .map(|slot| {
+                let inner = lock(&slot.inner);
+                let running: Vec<TaskId> =
+                    inner.running.iter().map(|r| r.job.header().id()).collect();
+                let state = if inner.stopped_at != 0 {
+                    WorkerState::Stopped
+                } else if running.is_empty() {
+                    WorkerState::Idle
+                } else {
+                    WorkerState::Busy
+                };
+                WorkerStatus {
+                    id: slot.id,
+                    state,
+                    running,
+                    tasks_done: inner.tasks_done,
+                }
+            })
+            .collect();
+        let lifecycle = match shared.lifecycle() {
+            OPEN => Lifecycle::Open,
+            CLOSED => Lifecycle::Closed,
+            _ => Lifecycle::Terminated,
+        };
+        PoolStatus {
+            workers,
+            queued: shared.queue.len(),
+            lifecycle,
+        }
+    }
+
+    /// Counts and latency histograms per task type, and worker utilization.
+    pub fn metrics(&self) -> Metrics {
+        let shared = &self.client.shared;
+        let mut snapshot = Metrics {
+            queued: shared.queue.len(),
+            ..Metrics::default()
+        };
+        let now = clock::now();
+        let (mut busy, mut alive) = (0_u64, 0_u64);
+        for slot in shared.workers.iter() {
+            let inner = lock(&slot.inner);
+            inner
+                .metrics
+                .merge_into(&shared.names, &mut snapshot.task_types);
+            busy += inner.metrics.busy_nanos;
+            let end = if inner.stopped_at != 0 {
+                inner.stopped_at
+            } else {
+                now
+            };
+            if inner.started_at != 0 {
+                alive += clock::nanos_between(inner.started_at, end);
+            }
+        }
+        lock(&shared.pool_metrics).merge_into(&shared.names, &mut snapshot.task_types);
+        snapshot.utilization = if alive == 0 {
+            0.0
+        } else {
+            (busy as f64 / alive as f64).min(1.0)
+        };
+        snapshot
+    }
+
+    /// Stops intake: later submissions fail with [`SubmitErrorReason::Closed`].
+    /// Queued and running tasks still run and settle; then the workers stop.
+    /// Returns at once; [`join`](Self::join) waits for the workers.
+    pub fn close(&self) {
+        self.client.shared.close();
+    }
+
+    /// Stops intake and at once settles every queued and running task with
+    /// [`TaskError::Terminated`]. Workers stop as soon as their current
+    /// handler returns (a thread cannot be killed safely; a handler that
+    /// checks its cancellation token returns early). Returns at once.
+    pub fn terminate(&self) {
+        let shared = &self.client.shared;
+        shared.terminate();
+        if shared.logs(LogLevel::Info) {
+            tracing::info!("pool terminated");
+        }
+    }
+
+    /// Blocks until every worker thread has stopped, which happens after
+    /// [`close`](Self::close) once the queue is drained, or after
+    /// [`terminate`](Self::terminate) once running handlers return.
+    /// Returns at once on a pool that was already joined.
+    pub fn join(&self) {
+        let threads = std::mem::take(&mut *lock(&self.client.shared.threads));
+        let current = std::thread::current().id();
+        for thread in threads {
+            // A handler that joins its own pool would wait for itself.
+            if thread.thread().id() != current {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// The number of workers.
+    pub fn workers(&self) -> usize {
+        self.client.shared.workers.len()
+    }
+}
+
+impl fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = &self.client.shared;
+        f.debug_struct("WorkerPool")
+            .field("workers", &shared.workers.len())
+            .field("queued", &shared.queue.len())
+            .field("lifecycle", &shared.lifecycle())
+            .finish()
+    }
+}
+
+/// An `initialize` or `reset` sent to every worker; settles its handle when
+/// the last one answers.
+pub(crate) struct Broadcast {
+    cell: Arc<TaskCell<(), ()>>,
+    remaining: AtomicUsize,
+    first_error: Mutex<Option<TaskError>>,
+}
+
+impl Broadcast {
+    /// One worker's answer.
+    pub(crate) fn done(&self, result: Result<(), crate::HandlerError>) {
+        if let Err(error) = result {
+            let mut first = lock(&self.first_error);
+            first.get_or_insert(TaskError::Failed {
+                task: "reset".to_owned(),
+                error,
+            });
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let result = match lock(&self.first_error).take() {
+                Some(error) => Err(error),
+                None => Ok(()),
+            };
+            self.cell.settle(result);
+        }
+    }
+
+    /// The pool was terminated before every worker answered.
+    pub(crate) fn abandon(&self) {
+        self.cell.settle(Err(TaskError::Terminated));
+    }
+}
+
+/// What the pool is doing; see [`WorkerPool::status`].
+#[derive(Debug, Clone)]
+pub struct PoolStatus {
+    /// Each worker.
+    pub workers: Vec<WorkerStatus>,
+    /// Tasks waiting in the queue (including cancelled ones not yet removed).
+    pub queued: usize,
+    /// Whether the pool takes tasks.
+    pub lifecycle: Lifecycle,
+}
+
+/// One worker; see [`WorkerPool::status`].
+#[derive(Debug, Clone)]
+pub struct WorkerStatus {
+    /// The worker's id.
+    pub id: usize,
+    /// Idle, busy or stopped.
+    pub state: WorkerState,
+    /// The tasks it runs now (more than one only with async handlers).
+    pub running: Vec<TaskId>,
+    /// Tasks it has run.
+    pub tasks_done: u64,
+}
+
+/// Whether a worker runs a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Waiting for a task.
+    Idle,
+    /// Running at least one task.
+    Busy,
+    /// Gone, after `close()` or `terminate()`.
+    Stopped,
+}
+
+/// Whether a pool takes tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Taking tasks.
+    Open,
+    /// `close()` was called: queued tasks finish, no new ones.
+    Closed,
+    /// `terminate()` was called.
+    Terminated,
+}

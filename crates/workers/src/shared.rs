@@ -1,0 +1,251 @@
+//! The state a pool shares with its workers and its watchdog: the queue, the
+//! lifecycle, one slot per worker, and the protocol by which idle workers sleep
+//! and are woken.
+//!
+//! # Sleeping without losing a wake-up
+//!
+//! An idle worker marks its slot `sleeping`, counts itself in `sleepers`, then
+//! looks at the queue once more before it parks. A submitter pushes, then reads
+//! `sleepers`. Both sides put a `SeqCst` fence between their write and their
+//! read, so at least one of them sees the other: either the worker finds the
+//! task, or the submitter finds the sleeper and unparks it. Parking uses a
+//! token (`crossbeam_utils::sync::Parker`), so an unpark that comes before the
+//! park is not lost either.
+//!
+//! # Closing without stranding a task
+//!
+//! A submitter checks the lifecycle, pushes, fences, and checks again. If the
+//! pool closed in between, it withdraws its own task (which succeeds only if no
+//! worker started it) and hands the input back. A worker leaves only when the
+//! pool is closed and, after a fence, the queue is empty. So a task pushed
+//! during `close()` is either seen by a worker or withdrawn by its submitter;
+//! `terminate()` drains the queue after its own fence, with the same argument.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_deque::{Injector, Steal};
+use crossbeam_utils::sync::Unparker;
+
+use crate::cell::{Job, Outcome};
+use crate::clock::Ticks;
+use crate::error::{SubmitErrorReason, TaskError};
+use crate::metrics::WorkerMetrics;
+use crate::options::{LogLevel, PoolOptions};
+use crate::sync::{fence, lock, AtomicU64, AtomicUsize, Mutex, Ordering};
+
+/// The pool takes tasks.
+pub(crate) const OPEN: usize = 0;
+/// `close()` was called: no new tasks, queued ones still run.
+pub(crate) const CLOSED: usize = 1;
+/// `terminate()` was called: everything settled, workers leave.
+pub(crate) const TERMINATED: usize = 2;
+
+/// Reasons for a worker to wake, besides the queue.
+pub(crate) const WAKE_ASYNC: usize = 1 << 0;
+pub(crate) const WAKE_CONTROL: usize = 1 << 1;
+
+/// A running task, as the watchdog, `status()` and `terminate()` see it.
+pub(crate) struct Running {
+    pub(crate) job: Arc<dyn Job>,
+    pub(crate) deadline: Ticks,
+}
+
+/// A request to every worker to rebuild or clear its state.
+pub(crate) enum Control {
+    Initialize(Arc<crate::pool::Broadcast>),
+    Reset(Arc<crate::pool::Broadcast>),
+}
+
+/// What a worker shares, behind one lock taken twice per task.
+#[derive(Default)]
+pub(crate) struct WorkerInner {
+    pub(crate) running: Vec<Running>,
+    pub(crate) metrics: WorkerMetrics,
+    pub(crate) tasks_done: u64,
+    pub(crate) started_at: Ticks,
+    pub(crate) stopped_at: Ticks,
+}
+
+/// How to reach a worker: its wake-up reasons and its thread.
+pub(crate) struct Signal {
+    pub(crate) pending: AtomicUsize,
+    /// Indices of async tasks whose wakers fired.
+    pub(crate) ready: Mutex<Vec<usize>>,
+    pub(crate) unparker: Unparker,
+}
+
+impl Signal {
+    /// Records a reason to wake and wakes the worker.
+    pub(crate) fn notify(&self, reason: usize) {
+        self.pending.fetch_or(reason, Ordering::AcqRel);
+        self.unparker.unpark();
+    }
+}
+
+/// One worker's place in the pool.
+pub(crate) struct WorkerSlot {
+    pub(crate) id: usize,
+    pub(crate) signal: Arc<Signal>,
+    pub(crate) sleeping: AtomicBool,
+    pub(crate) inner: Mutex<WorkerInner>,
+    /// Requests for the worker; `None` once it has left.
+    pub(crate) control: Mutex<Option<Vec<Control>>>,
+}
+
+/// Everything a pool's handles, workers and watchdog share.
+pub(crate) struct Shared {
+    pub(crate) queue: Injector<Arc<dyn Job>>,
+    pub(crate) lifecycle: AtomicUsize,
+    pub(crate) workers: Box<[WorkerSlot]>,
+    pub(crate) sleepers: AtomicUsize,
+    pub(crate) live_workers: AtomicUsize,
+    pub(crate) names: Vec<&'static str>,
+    pub(crate) task_types: Vec<std::any::TypeId>,
+    pub(crate) options: PoolOptions,
+    pub(crate) watchdog: crate::watchdog::WatchdogShared,
+    /// Outcomes of tasks that no worker saw (drained by terminate, timed out).
+    pub(crate) pool_metrics: Mutex<WorkerMetrics>,
+    pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    /// The lifecycle state (`OPEN`, `CLOSED`, `TERMINATED`).
+    pub(crate) fn lifecycle(&self) -> usize {
+        self.lifecycle.load(Ordering::SeqCst)
+    }
+
+    /// Why a submission is refused now, if it is.
+    pub(crate) fn refusal(&self) -> Option<SubmitErrorReason> {
+        match self.lifecycle() {
+            OPEN => None,
+            CLOSED => Some(SubmitErrorReason::Closed),
+            _ => Some(SubmitErrorReason::Terminated),
+        }
+    }
+
+    /// Whether the pool emits events at `level`.
+    pub(crate) fn logs(&self, level: LogLevel) -> bool {
+        self.options.log_level >= level
+    }
+
+    /// Takes the next queued task.
+    pub(crate) fn pop(&self) -> Option<Arc<dyn Job>> {
+        loop {
+            match self.queue.steal() {
+                Steal::Success(job) => return Some(job),
+                Steal::Empty => return None,
+                Steal::Retry => std::hint::spin_loop(),
+            }
+        }
+    }
+
+    /// Pushes a task and wakes a sleeping worker if there is one. Returns the
+    /// lifecycle state seen after the push (see the module docs).
+    pub(crate) fn push(&self, job: Arc<dyn Job>) -> usize {
+        self.queue.push(job);
+        fence(Ordering::SeqCst);
+        self.wake_one();
+        self.lifecycle.load(Ordering::Relaxed)
+    }
+
+    /// Wakes one sleeping worker, if any sleeps.
+    pub(crate) fn wake_one(&self) {
+        if self.sleepers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for slot in self.workers.iter() {
+            if slot
+                .sleeping
+                .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.sleepers.fetch_sub(1, Ordering::AcqRel);
+                slot.signal.unparker.unpark();
+                return;
+            }
+        }
+    }
+
+    /// Wakes every worker (lifecycle changes).
+    pub(crate) fn wake_all(&self) {
+        for slot in self.workers.iter() {
+            if slot
+                .sleeping
+                .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.sleepers.fetch_sub(1, Ordering::AcqRel);
+            }
+            slot.signal.unparker.unpark();
+        }
+    }
+
+    /// Stops intake; queued and running tasks still finish.
+    pub(crate) fn close(&self) {
+        let _ = self
+            .lifecycle
+            .compare_exchange(OPEN, CLOSED, Ordering::SeqCst, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    /// Stops intake and settles every queued and running task as terminated.
+    pub(crate) fn terminate(&self) {
+        self.lifecycle.store(TERMINATED, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+
+        // Queued tasks: nobody will start them now.
+        {
+            let mut metrics = lock(&self.pool_metrics);
+            while let Some(job) = self.pop() {
+                job.fail(TaskError::Terminated);
+                if let Some(outcome) = job.header().outcome() {
+                    metrics.record_outcome(job.header().handler(), outcome);
+                }
+            }
+        }
+
+        // Running tasks: settle them now; their handlers' results are dropped.
+        for slot in self.workers.iter() {
+            let inner = lock(&slot.inner);
+            for running in &inner.running {
+                running.job.fail(TaskError::Terminated);
+            }
+        }
+
+        // Broadcasts still waiting for workers.
+        for slot in self.workers.iter() {
+            if let Some(requests) = lock(&slot.control).as_mut() {
+                for request in requests.drain(..) {
+                    match request {
+                        Control::Initialize(round) | Control::Reset(round) => round.abandon(),
+                    }
+                }
+            }
+        }
+
+        self.wake_all();
+        self.watchdog.wake();
+    }
+
+    /// Whether an idle worker may leave: the pool is closed and, after a
+    /// fence, nothing is queued.
+    pub(crate) fn may_leave(&self) -> bool {
+        if self.lifecycle() == OPEN {
+            return false;
+        }
+        fence(Ordering::SeqCst);
+        self.queue.is_empty()
+    }
+
+    /// Records the outcome of a task no worker saw settle.
+    pub(crate) fn record_outside(&self, handler: usize, outcome: Outcome) {
+        lock(&self.pool_metrics).record_outcome(handler, outcome);
+    }
+}
+
+/// Stamp of the watchdog's next planned wake-up; used by workers to decide
+/// whether a new deadline needs it earlier.
+pub(crate) type NextWake = AtomicU64;

@@ -1,0 +1,421 @@
+//! The worker loop: take a task, run its handler, settle it, record it; poll
+//! async handlers' futures; spin briefly, then sleep, when there is nothing to do.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use crossbeam_utils::sync::Parker;
+
+use crate::cell::Job;
+use crate::clock::{self, NEVER};
+use crate::error::{HandlerError, TaskError};
+use crate::handlers::{Handlers, LocalFuture, Run};
+use crate::options::LogLevel;
+use crate::shared::{Control, Running, Shared, Signal, TERMINATED, WAKE_ASYNC, WAKE_CONTROL};
+use crate::sync::{fence, lock, Ordering};
+use crate::task::WorkerInfo;
+
+/// An async handler's future in flight on this worker.
+struct LocalTask {
+    job: Arc<dyn Job>,
+    future: LocalFuture,
+    waker: Waker,
+}
+
+/// Wakes a worker to poll one of its async tasks again.
+struct LocalWaker {
+    signal: Arc<Signal>,
+    index: usize,
+}
+
+impl Wake for LocalWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        lock(&self.signal.ready).push(self.index);
+        self.signal.notify(WAKE_ASYNC);
+    }
+}
+
+/// One worker thread's private state.
+struct Worker<S> {
+    shared: Arc<Shared>,
+    handlers: Arc<Handlers<S>>,
+    info: WorkerInfo,
+    parker: Parker,
+    /// The handlers' state; `None` until built, and again after a panic.
+    state: Option<S>,
+    /// Whether the state was lost to a panic (so building it is a rebuild).
+    lost_state: bool,
+    local: Vec<Option<LocalTask>>,
+    local_count: usize,
+}
+
+/// The worker thread's body.
+pub(crate) fn run<S: 'static>(
+    shared: Arc<Shared>,
+    handlers: Arc<Handlers<S>>,
+    id: usize,
+    parker: Parker,
+) {
+    let mut worker = Worker {
+        shared,
+        handlers,
+        info: WorkerInfo { id },
+        parker,
+        state: None,
+        lost_state: false,
+        local: Vec::new(),
+        local_count: 0,
+    };
+    lock(&worker.shared.workers[id].inner).started_at = clock::now();
+    if worker.shared.logs(LogLevel::Info) {
+        tracing::info!(worker = id, "worker started");
+    }
+    // Build the state up front so the first task does not pay for it; a
+    // failure here is reported to the task that needs it.
+    let _ = worker.ensure_state();
+    worker.main_loop();
+    worker.leave();
+}
+
+impl<S: 'static> Worker<S> {
+    fn main_loop(&mut self) {
+        let max_concurrent = self.shared.options.max_concurrent_tasks;
+        let handlers = Arc::clone(&self.handlers);
+        let mut idle_rounds = 0;
+        loop {
+            if self.shared.lifecycle() == TERMINATED {
+                return;
+            }
+
+            // Requests and async wake-ups first: they are cheap and unblock work.
+            let signal = &self.shared.workers[self.info.id].signal;
+            let pending = if signal.pending.load(Ordering::Relaxed) != 0 {
+                signal.pending.swap(0, Ordering::AcqRel)
+            } else {
+                0
+            };
+            if pending & WAKE_CONTROL != 0 {
+                self.serve_control();
+            }
+            if pending & WAKE_ASYNC != 0 {
+                self.poll_ready();
+            }
+
+            // A new task, if there is room for one.
+            if self.local_count < max_concurrent {
+                if let Some(job) = self.shared.pop() {
+                    self.run_job(job, &handlers);
+                    idle_rounds = 0;
+                    continue;
+                }
+            }
+            if pending != 0 {
+                continue;
+            }
+
+            // Nothing to do: leave if the pool is closed and drained, else
+            // spin a little (a burst often follows), then sleep.
+            if self.local_count == 0 && self.shared.may_leave() {
+                return;
+            }
+            if idle_rounds < self.shared.options.idle_spins {
+                idle_rounds += 1;
+                std::thread::yield_now();
+                continue;
+            }
+            self.sleep(self.local_count < max_concurrent);
+            idle_rounds = 0;
+        }
+    }
+
+    /// Parks until woken. A worker that can take a task announces itself as
+    /// a sleeper first (see `shared` for why no wake-up is lost).
+    fn sleep(&mut self, can_take_task: bool) {
+        let slot = &self.shared.workers[self.info.id];
+        if !can_take_task {
+            self.parker.park();
+            return;
+        }
+        slot.sleeping.store(true, Ordering::SeqCst);
+        self.shared.sleepers.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let stay_awake = !self.shared.queue.is_empty()
+            || slot.signal.pending.load(Ordering::SeqCst) != 0
+            || self.shared.may_leave();
+        if !stay_awake {
+            self.parker.park();
+        }
+        if slot
+            .sleeping
+            .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.shared.sleepers.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Runs one task taken from the queue.
+    fn run_job(&mut self, job: Arc<dyn Job>, handlers: &Handlers<S>) {
+        let header = job.header();
+        if header.is_claimed() {
+            // Cancelled (or withdrawn) while queued: nothing to run.
+            if let Some(outcome) = header.outcome() {
+                lock(&self.shared.workers[self.info.id].inner)
+                    .metrics
+                    .record_outcome(header.handler(), outcome);
+            }
+            return;
+        }
+
+        // Register it as running, so that the watchdog, status() and
+        // terminate() can see it.
+        let timeout = header.timeout().or(self.shared.options.task_timeout);
+        let deadline = timeout.map_or(NEVER, |limit| clock::after(clock::now(), limit));
+        lock(&self.shared.workers[self.info.id].inner)
+            .running
+            .push(Running {
+                job: Arc::clone(&job),
+                deadline,
+            });
+        if deadline != NEVER {
+            self.shared.watchdog.watch(deadline);
+        }
+
+        if let Err(error) = self.ensure_state() {
+            job.fail(TaskError::WorkerUnavailable {
+                worker: self.info.id,
+                error,
+            });
+            self.finish(&job);
+            return;
+        }
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+
+        let worker = self.info.id;
+        match &handlers.entries[header.handler()].run {
+            Run::Sync(run) => {
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(state, &job, worker))) {
+                    self.on_panic(&job, panic);
+                }
+                self.finish(&job);
+            }
+            Run::Async(run) => match catch_unwind(AssertUnwindSafe(|| run(state, &job, worker))) {
+                Ok(Some(future)) => self.spawn_local(job, future),
+                Ok(None) => self.finish(&job),
+                Err(panic) => {
+                    self.on_panic(&job, panic);
+                    self.finish(&job);
+                }
+            },
+        }
+    }
+
+    /// Records a task as no longer running on this worker.
+    fn finish(&mut self, job: &Arc<dyn Job>) {
+        let now = clock::now();
+        let header = job.header();
+        let started = header.started();
+        let mut inner = lock(&self.shared.workers[self.info.id].inner);
+        if let Some(position) = inner.running.iter().position(|r| Arc::ptr_eq(&r.job, job)) {
+            inner.running.swap_remove(position);
+        }
+        let outcome = header.outcome();
+        if started == 0 {
+            if let Some(outcome) = outcome {
+                inner.metrics.record_outcome(header.handler(), outcome);
+            }
+        } else {
+            let wait = clock::nanos_between(header.created(), started);
+            let run = clock::nanos_between(started, now);
+            inner
+                .metrics
+                .record_run(header.handler(), outcome, wait, run);
+            inner.tasks_done += 1;
+        }
+    }
+
+    /// Settles a task whose handler panicked and drops the worker's state, so
+    /// that it is built again before the next task.
+    fn on_panic(&mut self, job: &Arc<dyn Job>, panic: Box<dyn Any + Send>) {
+        let header = job.header();
+        let message = panic_message(&*panic);
+        job.fail(TaskError::Panicked {
+            task: header.name().to_owned(),
+            message: message.clone(),
+        });
+        self.state = None;
+        self.lost_state = true;
+        if self.shared.logs(LogLevel::Warn) {
+            tracing::warn!(worker = self.info.id, task = %header.id(), task_type = header.name(),
+                panic = %message, "handler panicked; the worker will be rebuilt");
+        }
+    }
+
+    /// Builds the worker's state if it has none ("initialize").
+    fn ensure_state(&mut self) -> Result<(), HandlerError> {
+        if self.state.is_some() {
+            return Ok(());
+        }
+        let built = catch_unwind(AssertUnwindSafe(|| self.handlers.initialize(&self.info)))
+            .unwrap_or_else(|panic| {
+                Err(HandlerError::new(format!(
+                    "initialize panicked: {}",
+                    panic_message(&*panic)
+                )))
+            });
+        match built {
+            Ok(state) => {
+                if self.lost_state && self.shared.logs(LogLevel::Info) {
+                    tracing::info!(worker = self.info.id, "worker rebuilt after a panic");
+                }
+                self.lost_state = false;
+                self.state = Some(state);
+                Ok(())
+            }
+            Err(error) => {
+                if self.shared.logs(LogLevel::Error) {
+                    tracing::error!(worker = self.info.id, %error, "worker could not initialize");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Puts an async handler's future in flight and polls it once.
+    fn spawn_local(&mut self, job: Arc<dyn Job>, future: LocalFuture) {
+        let index = match self.local.iter().position(Option::is_none) {
+            Some(index) => index,
+            None => {
+                self.local.push(None);
+                self.local.len() - 1
+            }
+        };
+        let signal = Arc::clone(&self.shared.workers[self.info.id].signal);
+        let waker = Waker::from(Arc::new(LocalWaker { signal, index }));
+        job.header().set_runner_waker(&waker);
+        self.local[index] = Some(LocalTask { job, future, waker });
+        self.local_count += 1;
+        self.poll_local(index);
+    }
+
+    /// Polls the async tasks whose wakers fired.
+    fn poll_ready(&mut self) {
+        let ready = std::mem::take(&mut *lock(&self.shared.workers[self.info.id].signal.ready));
+        for index in ready {
+            self.poll_local(index);
+        }
+    }
+
+    /// Polls one async task; drops it if it settled from outside.
+    fn poll_local(&mut self, index: usize) {
+        let Some(task) = self.local.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let finished = if task.job.header().is_claimed() {
+            // Cancelled, timed out or terminated: drop the future unpolled.
+            true
+        } else {
+            let mut cx = Context::from_waker(&task.waker);
+            match catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx))) {
+                Ok(Poll::Ready(())) => true,
+                Ok(Poll::Pending) => false,
+                Err(panic) => {
+                    let job = Arc::clone(&task.job);
+                    self.on_panic(&job, panic);
+                    true
+                }
+            }
+        };
+        if finished {
+            if let Some(task) = self.local[index].take() {
+                self.local_count -= 1;
+                drop(task.future);
+                self.finish(&task.job);
+            }
+        }
+    }
+
+    /// Serves `initialize` and `reset` requests.
+    fn serve_control(&mut self) {
+        let requests = match lock(&self.shared.workers[self.info.id].control).as_mut() {
+            Some(requests) => std::mem::take(requests),
+            None => return,
+        };
+        for request in requests {
+            self.serve(request);
+        }
+    }
+
+    fn serve(&mut self, request: Control) {
+        match request {
+            Control::Initialize(round) => {
+                self.state = None;
+                round.done(self.ensure_state());
+            }
+            Control::Reset(round) => {
+                let result = match self.state.as_mut() {
+                    Some(state) => {
+                        let (handlers, info) = (&self.handlers, &self.info);
+                        catch_unwind(AssertUnwindSafe(|| handlers.reset(state, info)))
+                            .unwrap_or_else(|panic| {
+                                Err(HandlerError::new(format!(
+                                    "reset panicked: {}",
+                                    panic_message(&*panic)
+                                )))
+                            })
+                    }
+                    None => self.ensure_state(),
+                };
+                if result.is_err() {
+                    self.state = None;
+                }
+                round.done(result);
+            }
+        }
+    }
+
+    /// Leaves the pool: serves the last requests, drops unfinished futures
+    /// (their tasks were settled by `terminate()`), and tells the watchdog if
+    /// this was the last worker.
+    fn leave(&mut self) {
+        let last_requests = lock(&self.shared.workers[self.info.id].control).take();
+        for request in last_requests.unwrap_or_default() {
+            self.serve(request);
+        }
+        let slot = &self.shared.workers[self.info.id];
+        for task in self.local.drain(..).flatten() {
+            task.job.fail(TaskError::Terminated);
+        }
+        self.local_count = 0;
+        {
+            let mut inner = lock(&slot.inner);
+            inner.stopped_at = clock::now();
+            inner.running.clear();
+        }
+        if self.shared.logs(LogLevel::Info) {
+            tracing::info!(worker = self.info.id, "worker stopped");
+        }
+        if self.shared.live_workers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.watchdog.stop();
+        }
+    }
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    }
+}
