@@ -107,8 +107,9 @@ pub struct Creature {
     pub params: PhysicsParams,
     /// One mass per particle.
     pub masses: Vec<f32>,
-    /// Membrane bonds: pairs of particle indices, and their rest lengths.
-    pub bonds: Vec<[u32; 2]>,
+    /// Membrane bonds: pairs of particle indices, flat (`[a0, b0, a1, b1, ...]`), and their
+    /// rest lengths.
+    pub bonds: Vec<u32>,
     pub rest_lengths: Vec<f32>,
     /// Starting positions and velocities, `[x, y, z, ...]`.
     pub positions: Vec<f32>,
@@ -275,15 +276,17 @@ fn draw_fields(rng: &mut Mulberry32) -> [ForceField; FIELD_COUNT] {
 
 /// The defense group closes into a ring: each particle bonded to the next at the spacing of
 /// a circle of radius [`MEMBRANE_RADIUS`].
-fn membrane(groups: &[u32; ROLES + 1]) -> (Vec<[u32; 2]>, Vec<f32>) {
+fn membrane(groups: &[u32; ROLES + 1]) -> (Vec<u32>, Vec<f32>) {
     let (start, end) = (
         groups[Role::Defense as usize],
         groups[Role::Defense as usize + 1],
     );
     let n = end - start;
     let spacing = 2.0 * std::f32::consts::PI * MEMBRANE_RADIUS / n as f32;
-    let bonds: Vec<[u32; 2]> = (0..n).map(|k| [start + k, start + (k + 1) % n]).collect();
-    let rest = vec![spacing; bonds.len()];
+    let bonds: Vec<u32> = (0..n)
+        .flat_map(|k| [start + k, start + (k + 1) % n])
+        .collect();
+    let rest = vec![spacing; n as usize];
     (bonds, rest)
 }
 
@@ -463,6 +466,6 @@ mod tests {
         assert_eq!(c.positions.len(), PARTICLES * 3);
         assert_eq!(c.velocities.len(), PARTICLES * 3);
         assert_eq!(c.masses.len(), PARTICLES);
-        assert_eq!(c.bonds.len(), c.group_sizes()[Role::Defense as usize]);
+        assert_eq!(c.bonds.len(), 2 * c.group_sizes()[Role::Defense as usize]);
     }
 }

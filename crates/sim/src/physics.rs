@@ -224,18 +224,25 @@ pub fn update_positions(positions: &mut [f32], velocities: &mut [f32], accelerat
     }
 }
 
-/// Pulls each bond towards its rest length (weighted by inverse mass), then keeps every
-/// particle inside the dish. Every move of a position adds the same move over [`DT`] to the
-/// velocity.
+/// Pulls each bond (a pair of particle indices in `bonds`, flat) towards its rest length,
+/// weighted by inverse mass, then keeps every particle inside the dish. Every move of a
+/// position adds the same move over [`DT`] to the velocity.
 pub fn apply_constraints(
     positions: &mut [f32],
     velocities: &mut [f32],
     masses: &[f32],
-    bonds: &[[u32; 2]],
+    bonds: &[u32],
     rest_lengths: &[f32],
 ) {
-    for (&[a, b], &rest) in bonds.iter().zip(rest_lengths) {
-        bond(positions, velocities, masses, a as usize, b as usize, rest);
+    for (pair, &rest) in bonds.chunks_exact(2).zip(rest_lengths) {
+        bond(
+            positions,
+            velocities,
+            masses,
+            pair[0] as usize,
+            pair[1] as usize,
+            rest,
+        );
     }
     for i in 0..masses.len() {
         keep_in_dish(positions, velocities, i);
@@ -407,7 +414,7 @@ mod tests {
     fn bond_pulls_ends_to_rest_length() {
         let (mut x, mut v) = ([0.0, 0.0, 0.0, 4.0, 0.0, 0.0], [0.0; 6]);
         for _ in 0..30 {
-            apply_constraints(&mut x, &mut v, &[1.0, 1.0], &[[0, 1]], &[2.0]);
+            apply_constraints(&mut x, &mut v, &[1.0, 1.0], &[0, 1], &[2.0]);
         }
         assert!((x[3] - x[0] - 2.0).abs() < 1e-4, "{x:?}");
     }
