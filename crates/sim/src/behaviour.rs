@@ -1,15 +1,16 @@
 //! The flocking kernel behind `calculateBehavior`: separation, alignment and cohesion among
 //! the particles of the same role group.
 //!
-//! Each group gets its own spatial grid, so a particle only ever looks at its own kind. For
-//! every particle the three classic steering urges are formed from the group neighbours within
-//! [`PERCEPTION`]: each desired velocity is set to [`MAX_SPEED`], the steering is the desired
+//! The kernel visits each pair of particles within [`PERCEPTION`] once through the spatial
+//! grid, keeps only pairs of the same role group, and adds what each sees of the other to
+//! both. Then, for every particle, the three classic steering urges are formed from what it
+//! saw: each desired velocity is set to [`MAX_SPEED`], the steering is the desired
 //! velocity minus the current one, capped at [`MAX_FORCE`], and the three are weighted
 //! 1.5 / 1.0 / 1.0. Steering is a change of velocity per frame, as in the original; the kernel
 //! adds it, divided by the time step, to the acceleration buffer the forces were written to.
 
-use crate::creature::ROLES;
 use crate::grid::{point, Grid};
+use crate::physics::build_grid;
 use crate::physics::{add, length, scale, sub, PhysicsParams, DT, MAX_SPEED};
 
 /// How far a particle sees its group mates.
@@ -23,48 +24,120 @@ pub const ALIGNMENT_WEIGHT: f32 = 1.0;
 /// Weight of moving towards the group mates' centre.
 pub const COHESION_WEIGHT: f32 = 1.0;
 
-/// What a particle gathers from its group mates in sight.
-#[derive(Default)]
-struct Neighbourhood {
-    away: [f32; 3],
-    heading: [f32; 3],
-    centre: [f32; 3],
-    count: u32,
-}
+/// What each particle gathers from its group mates in sight, ten numbers a particle: the
+/// push away (3), the summed velocities (3), the summed positions (3) and the count.
+const SIGHT: usize = 10;
 
-/// Adds each particle's flocking steering (over [`DT`]) to `accelerations`.
+/// Adds each particle's flocking steering (over [`DT`]) to `accelerations`. `sight` is
+/// scratch space, resized as needed.
 pub fn calculate_behaviour(
     grid: &mut Grid,
+    sight: &mut Vec<f32>,
     positions: &[f32],
     velocities: &[f32],
     params: &PhysicsParams,
     accelerations: &mut [f32],
 ) {
-    for role in 0..ROLES {
-        let group = params.groups[role] as usize..params.groups[role + 1] as usize;
-        grid.build(positions, group.clone(), PERCEPTION, |i| i as u32);
-        for i in group {
-            let steer = steering(grid, positions, velocities, i);
-            for k in 0..3 {
-                accelerations[3 * i + k] += steer[k] / DT;
-            }
+    build_grid(grid, positions, params);
+    behaviour_on_grid(grid, sight, positions, velocities, params, accelerations);
+}
+
+/// [`calculate_behaviour`] on a grid already built by [`build_grid`] from `positions`.
+pub fn behaviour_on_grid(
+    grid: &Grid,
+    sight: &mut Vec<f32>,
+    positions: &[f32],
+    velocities: &[f32],
+    params: &PhysicsParams,
+    accelerations: &mut [f32],
+) {
+    clear_sight(sight, params.particles());
+
+    // Each pair of group mates in sight, once, seen from both sides.
+    grid.for_each_pair(PERCEPTION, |a, b, d, d2| {
+        add_pair_sight(grid, sight, positions, velocities, (a, b), d, d2);
+    });
+    finish_behaviour(sight, positions, velocities, accelerations);
+}
+
+/// If grid entries `a` and `b` (`d` apart, `d2` its squared length, within [`PERCEPTION`])
+/// belong to the same group, adds what each sees of the other to its sight.
+#[inline(always)]
+pub fn add_pair_sight(
+    grid: &Grid,
+    sight: &mut [f32],
+    positions: &[f32],
+    velocities: &[f32],
+    (a, b): (usize, usize),
+    d: [f32; 3],
+    d2: f32,
+) {
+    if grid.group[a] != grid.group[b] {
+        return;
+    }
+    let (i, j) = (grid.index[a] as usize, grid.index[b] as usize);
+    let push = if d2 > 0.0 { 1.0 / d2 } else { 0.0 };
+    see(
+        sight,
+        i,
+        scale(d, -push),
+        point(velocities, j),
+        point(positions, j),
+    );
+    see(
+        sight,
+        j,
+        scale(d, push),
+        point(velocities, i),
+        point(positions, i),
+    );
+}
+
+/// Clears `sight` for `particles` particles.
+pub fn clear_sight(sight: &mut Vec<f32>, particles: usize) {
+    sight.clear();
+    sight.resize(SIGHT * particles, 0.0);
+}
+
+/// Adds each particle's steering, from its sight, over [`DT`] to `accelerations`.
+pub fn finish_behaviour(
+    sight: &[f32],
+    positions: &[f32],
+    velocities: &[f32],
+    accelerations: &mut [f32],
+) {
+    for (i, seen) in sight.chunks_exact(SIGHT).enumerate() {
+        let steer = steering(seen, point(positions, i), point(velocities, i));
+        for k in 0..3 {
+            accelerations[3 * i + k] += steer[k] / DT;
         }
     }
 }
 
-/// The weighted steering of particle `i`.
-fn steering(grid: &Grid, positions: &[f32], velocities: &[f32], i: usize) -> [f32; 3] {
-    let p = point(positions, i);
-    let v = point(velocities, i);
-    let seen = look_around(grid, velocities, p, i);
-    if seen.count == 0 {
+/// Adds one group mate (its push away, velocity and position) to particle `i`'s sight.
+#[inline(always)]
+fn see(sight: &mut [f32], i: usize, away: [f32; 3], velocity: [f32; 3], position: [f32; 3]) {
+    let s = &mut sight[SIGHT * i..SIGHT * (i + 1)];
+    for k in 0..3 {
+        s[k] += away[k];
+        s[3 + k] += velocity[k];
+        s[6 + k] += position[k];
+    }
+    s[9] += 1.0;
+}
+
+/// The weighted steering of a particle at `p` moving at `v` from what it sees.
+fn steering(sight: &[f32], p: [f32; 3], v: [f32; 3]) -> [f32; 3] {
+    let count = sight[9];
+    if count == 0.0 {
         return [0.0; 3];
     }
+    let part = |at: usize| [sight[at], sight[at + 1], sight[at + 2]];
 
-    let inv = 1.0 / seen.count as f32;
-    let separation = steer_towards(seen.away, v);
-    let alignment = steer_towards(scale(seen.heading, inv), v);
-    let cohesion = steer_towards(sub(scale(seen.centre, inv), p), v);
+    let inv = 1.0 / count;
+    let separation = steer_towards(part(0), v);
+    let alignment = steer_towards(scale(part(3), inv), v);
+    let cohesion = steer_towards(sub(scale(part(6), inv), p), v);
     add(
         add(
             scale(separation, SEPARATION_WEIGHT),
@@ -72,28 +145,6 @@ fn steering(grid: &Grid, positions: &[f32], velocities: &[f32], i: usize) -> [f3
         ),
         scale(cohesion, COHESION_WEIGHT),
     )
-}
-
-/// Sums, over the group mates within [`PERCEPTION`], the push away (stronger when closer),
-/// their velocities and their positions.
-#[inline]
-fn look_around(grid: &Grid, velocities: &[f32], p: [f32; 3], i: usize) -> Neighbourhood {
-    const PERCEPTION2: f32 = PERCEPTION * PERCEPTION;
-    let mut seen = Neighbourhood::default();
-    grid.for_each_near(p, |s| {
-        let d = [p[0] - s.x, p[1] - s.y, p[2] - s.z];
-        let d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-        if d2 >= PERCEPTION2 || s.tag as usize == i {
-            return;
-        }
-        if d2 > 0.0 {
-            seen.away = add(seen.away, scale(d, 1.0 / d2));
-        }
-        seen.heading = add(seen.heading, point(velocities, s.tag as usize));
-        seen.centre = add(seen.centre, [s.x, s.y, s.z]);
-        seen.count += 1;
-    });
-    seen
 }
 
 /// Reynolds steering: the desired direction at full speed, minus the current velocity, capped
@@ -115,6 +166,7 @@ fn steer_towards(direction: [f32; 3], velocity: [f32; 3]) -> [f32; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::creature::ROLES;
     use crate::physics::{Falloff, FieldKind, ForceField, FIELD_COUNT};
 
     fn params(groups: [u32; ROLES + 1]) -> PhysicsParams {
@@ -133,7 +185,14 @@ mod tests {
     fn lone_particle_gets_no_steering() {
         let mut acc = [0.0; 3];
         let p = params([0, 1, 1, 1, 1, 1]);
-        calculate_behaviour(&mut Grid::new(), &[0.0; 3], &[1.0, 0.0, 0.0], &p, &mut acc);
+        calculate_behaviour(
+            &mut Grid::new(),
+            &mut Vec::new(),
+            &[0.0; 3],
+            &[1.0, 0.0, 0.0],
+            &p,
+            &mut acc,
+        );
         assert_eq!(acc, [0.0; 3]);
     }
 
@@ -143,7 +202,14 @@ mod tests {
         let velocities = [5.0, 0.0, 0.0, -5.0, 0.0, 0.0, 0.0, 5.0, 0.0];
         let mut acc = [0.0; 9];
         let p = params([0, 3, 3, 3, 3, 3]);
-        calculate_behaviour(&mut Grid::new(), &positions, &velocities, &p, &mut acc);
+        calculate_behaviour(
+            &mut Grid::new(),
+            &mut Vec::new(),
+            &positions,
+            &velocities,
+            &p,
+            &mut acc,
+        );
         let bound = MAX_FORCE * (SEPARATION_WEIGHT + ALIGNMENT_WEIGHT + COHESION_WEIGHT) / DT;
         for i in 0..3 {
             assert!(length(point(&acc, i)) <= bound * 1.0001);
@@ -156,7 +222,14 @@ mod tests {
         let positions = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0];
         let mut acc = [0.0; 6];
         let p = params([0, 1, 2, 2, 2, 2]);
-        calculate_behaviour(&mut Grid::new(), &positions, &[0.0; 6], &p, &mut acc);
+        calculate_behaviour(
+            &mut Grid::new(),
+            &mut Vec::new(),
+            &positions,
+            &[0.0; 6],
+            &p,
+            &mut acc,
+        );
         assert_eq!(acc, [0.0; 6]);
     }
 
@@ -165,7 +238,14 @@ mod tests {
         let positions = [0.0, 0.0, 0.0, 0.5, 0.0, 0.0];
         let mut acc = [0.0; 6];
         let p = params([0, 2, 2, 2, 2, 2]);
-        calculate_behaviour(&mut Grid::new(), &positions, &[0.0; 6], &p, &mut acc);
+        calculate_behaviour(
+            &mut Grid::new(),
+            &mut Vec::new(),
+            &positions,
+            &[0.0; 6],
+            &p,
+            &mut acc,
+        );
         assert!(acc[0] < 0.0 && acc[3] > 0.0, "{acc:?}");
     }
 }

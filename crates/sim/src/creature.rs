@@ -245,23 +245,23 @@ fn draw_masses(rng: &mut Mulberry32, groups: &[u32; ROLES + 1]) -> Vec<f32> {
 /// repelling spot somewhere inside it.
 fn draw_fields(rng: &mut Mulberry32) -> [ForceField; FIELD_COUNT] {
     let spin = if rng.chance(0.5) { 1.0 } else { -1.0 };
-    let spot = [rng.range(-20.0, 20.0), rng.range(-20.0, 20.0), 0.0];
+    let spot = [rng.range(-40.0, 40.0), rng.range(-40.0, 40.0), 0.0];
     [
         ForceField {
             kind: FieldKind::Attraction,
             falloff: Falloff::Linear,
             centre: [0.0; 3],
             direction: [0.0; 3],
-            strength: rng.range(3.0, 6.0),
-            radius: 80.0,
+            strength: rng.range(0.4, 1.0),
+            radius: 160.0,
         },
         ForceField {
             kind: FieldKind::Vortex,
             falloff: Falloff::Quadratic,
             centre: [0.0; 3],
             direction: [0.0, 0.0, spin],
-            strength: rng.range(2.0, 6.0),
-            radius: 45.0,
+            strength: rng.range(0.5, 1.5),
+            radius: 90.0,
         },
         ForceField {
             kind: FieldKind::Repulsion,
@@ -269,7 +269,7 @@ fn draw_fields(rng: &mut Mulberry32) -> [ForceField; FIELD_COUNT] {
             centre: spot,
             direction: [0.0; 3],
             strength: rng.range(4.0, 10.0),
-            radius: 14.0,
+            radius: 28.0,
         },
     ]
 }
@@ -291,7 +291,7 @@ fn membrane(groups: &[u32; ROLES + 1]) -> (Vec<u32>, Vec<f32>) {
 }
 
 /// The radius the membrane settles at.
-pub const MEMBRANE_RADIUS: f32 = 27.0;
+pub const MEMBRANE_RADIUS: f32 = 54.0;
 
 /// Starting positions: the core in the middle, the membrane as a polygon around it, the
 /// other groups scattered in discs at random spots inside; a thin layer in depth.
@@ -303,12 +303,12 @@ fn formation(rng: &mut Mulberry32, groups: &[u32; ROLES + 1]) -> Vec<f32> {
             Role::Defense => ring(&mut positions, n, MEMBRANE_RADIUS),
             _ => {
                 let (centre, spread) = match role {
-                    Role::Core => ([0.0, 0.0], 7.0),
-                    _ => (point_in_disc(rng, 12.0), rng.range(5.0, 10.0)),
+                    Role::Core => ([0.0, 0.0], 14.0),
+                    _ => (point_in_disc(rng, 24.0), rng.range(10.0, 20.0)),
                 };
                 for _ in 0..n {
                     let [x, y] = point_in_disc(rng, spread);
-                    positions.extend([centre[0] + x, centre[1] + y, rng.range(-1.0, 1.0)]);
+                    positions.extend([centre[0] + x, centre[1] + y, rng.range(-0.8, 0.8)]);
                 }
             }
         }

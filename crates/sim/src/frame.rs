@@ -9,10 +9,11 @@
 use protozoa_workers::buffer::{SharedBuffer, TransferBuffer};
 use serde::{Deserialize, Serialize};
 
-use crate::behaviour::calculate_behaviour;
+use crate::behaviour::{add_pair_sight, clear_sight, finish_behaviour, PERCEPTION};
 use crate::creature::Creature;
 use crate::grid::Grid;
-use crate::physics::{apply_constraints, calculate_forces, update_positions, PhysicsParams};
+use crate::physics::{add_pair_force, apply_constraints, build_grid, finish_forces, CUTOFF};
+use crate::physics::{update_positions, PhysicsParams, GRID_RADIUS};
 use crate::render::{calculate_lod, prepare_render, RenderOut};
 
 /// A worker's scratch space for the simulation kernels.
@@ -22,6 +23,8 @@ pub struct SimState {
     pub grid: Grid,
     /// Accelerations between the force, behaviour and integration stages.
     pub accelerations: Vec<f32>,
+    /// What each particle sees of its group mates, for flocking.
+    pub sight: Vec<f32>,
 }
 
 /// A creature's fixed traits, shared read-only with every task that needs them.
@@ -166,6 +169,11 @@ pub(crate) fn check_len(what: &str, len: usize, expected: usize) -> Result<(), S
 
 /// Runs one frame of one creature: forces, then behaviour, then integration and constraints,
 /// then render preparation and level of detail. The buffers must have been validated.
+///
+/// The force and behaviour stages share one grid and one sweep over its close pairs; each
+/// pair adds to the force sums and to the flocking sight in the order the separate kernels
+/// ([`crate::physics::calculate_forces`], [`crate::behaviour::calculate_behaviour`]) would,
+/// so the result is the same bits as running them one after the other.
 pub fn step_creature(
     state: &mut SimState,
     traits: &CreatureTraits,
@@ -173,24 +181,38 @@ pub fn step_creature(
     body: &mut Body,
     render: &mut RenderBuffers,
 ) {
+    const CUTOFF2: f32 = CUTOFF * CUTOFF;
+    const PERCEPTION2: f32 = PERCEPTION * PERCEPTION;
     let n = traits.particles();
-    state.accelerations.resize(3 * n, 0.0);
-    let acc = &mut state.accelerations;
-    let grid = &mut state.grid;
+    let SimState {
+        grid,
+        accelerations: acc,
+        sight,
+    } = state;
     let (x, v) = (&mut body.positions, &mut body.velocities);
+    let (masses, params, matrix) = (&traits.masses, &traits.params, &traits.matrix);
 
-    calculate_forces(grid, x, &traits.masses, &traits.matrix, &traits.params, acc);
-    calculate_behaviour(grid, x, v, &traits.params, acc);
+    // Forces and behaviour: one sweep over the close pairs.
+    acc.clear();
+    acc.resize(3 * n, 0.0);
+    clear_sight(sight, n);
+    build_grid(grid, x, params);
+    grid.for_each_pair(GRID_RADIUS, |a, b, d, d2| {
+        if d2 < CUTOFF2 {
+            add_pair_force(grid, matrix, acc, (a, b), d, d2);
+        }
+        if d2 < PERCEPTION2 {
+            add_pair_sight(grid, sight, x, v, (a, b), d, d2);
+        }
+    });
+    finish_forces(x, masses, matrix, params, acc);
+    finish_behaviour(sight, x, v, acc);
+
+    // Integration, then constraints.
     update_positions(x, v, acc);
-    apply_constraints(x, v, &traits.masses, &traits.bonds, &traits.rest_lengths);
+    apply_constraints(x, v, masses, &traits.bonds, &traits.rest_lengths);
 
-    prepare_render(
-        x,
-        v,
-        &traits.params,
-        &traits.palette,
-        traits.offset,
-        render.out(),
-    );
+    // What the renderer needs.
+    prepare_render(x, v, params, &traits.palette, traits.offset, render.out());
     calculate_lod(&render.positions, camera, &mut render.lod);
 }

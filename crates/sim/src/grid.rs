@@ -1,37 +1,40 @@
-//! A uniform spatial grid over some particles, rebuilt each frame, so that neighbour searches
-//! look at nearby cells instead of every particle.
+//! A uniform spatial grid over some particles, rebuilt each frame, so that the kernels meet
+//! the pairs of particles that are close instead of every pair.
 //!
-//! Particles are counting-sorted by cell into one array of [`Slot`]s (a copy of the position
-//! and a tag), with the cells laid out x-fastest. A query walks the rows of cells around a
-//! point; each row is one contiguous run of slots. The order of slots depends only on the
-//! positions, so every search visits neighbours in the same order on every machine. The grid
-//! keeps its buffers between builds, so a warm grid does not allocate.
+//! Particles are counting-sorted by cell into parallel arrays (position, particle index and
+//! role group), with cells laid out x-fastest, so the cells of one row sit next to each other
+//! in the arrays. [`Grid::for_each_pair`] visits every pair closer than a radius exactly once:
+//! for each particle it looks only *forward* (at later particles of its own row and at the
+//! rows after it), so a kernel computes a pair once and applies it to both particles.
+//!
+//! The order of the arrays, and so the order in which pairs are visited, depends only on the
+//! positions: every machine sums the same numbers in the same order. The grid keeps its
+//! buffers between builds, so a warm grid does not allocate.
 
 use std::ops::Range;
 
 /// The most cells a grid uses; a wider spread gets larger cells instead.
-const MAX_CELLS: usize = 8192;
-/// Cells searched on each side of the query's cell. Cells are `radius / REACH` wide.
-const REACH: isize = 2;
+const MAX_CELLS: usize = 16384;
+/// Cells searched on each side of a particle's cell. Cells are `radius / REACH` wide.
+const REACH: usize = 2;
 
-/// One particle in the grid: its position and a caller-chosen tag (index and role).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Slot {
-    pub x: f32,
-    pub y: f32,
-    pub z: f32,
-    pub tag: u32,
-}
-
-/// The grid and its reusable buffers.
+/// The grid and its reusable buffers. After a build, index `k` of [`Grid::xs`], [`Grid::ys`],
+/// [`Grid::zs`], [`Grid::index`] and [`Grid::group`] describes one particle.
 #[derive(Debug, Default)]
 pub struct Grid {
     cell: f32,
     origin: [f32; 3],
     dims: [usize; 3],
+    /// Where each cell's particles start in the arrays, then the end.
     starts: Vec<u32>,
-    slots: Vec<Slot>,
     cell_of: Vec<u32>,
+    pub xs: Vec<f32>,
+    pub ys: Vec<f32>,
+    pub zs: Vec<f32>,
+    /// The particle's index in the buffers the grid was built from.
+    pub index: Vec<u32>,
+    /// The particle's role group.
+    pub group: Vec<u8>,
 }
 
 impl Grid {
@@ -41,13 +44,13 @@ impl Grid {
     }
 
     /// Sorts the particles in `range` of `positions` (`[x, y, z, ...]`) into cells sized for
-    /// searches within `radius`; `tag` names each particle by its index.
+    /// pairs within `radius`; `group_of` gives each particle's role group from its index.
     pub fn build(
         &mut self,
         positions: &[f32],
         range: Range<usize>,
         radius: f32,
-        tag: impl Fn(usize) -> u32,
+        group_of: impl Fn(usize) -> u8,
     ) {
         self.fit(positions, range.clone(), radius);
 
@@ -66,19 +69,22 @@ impl Grid {
         for c in 0..cells {
             self.starts[c + 1] += self.starts[c];
         }
-        self.slots.clear();
-        self.slots.resize(range.len(), Slot::default());
+        let n = range.len();
+        for column in [&mut self.xs, &mut self.ys, &mut self.zs] {
+            column.clear();
+            column.resize(n, 0.0);
+        }
+        self.index.clear();
+        self.index.resize(n, 0);
+        self.group.clear();
+        self.group.resize(n, 0);
         for (k, i) in range.enumerate() {
             let c = self.cell_of[k] as usize;
             let at = self.starts[c] as usize;
             self.starts[c] += 1;
-            let [x, y, z] = point(positions, i);
-            self.slots[at] = Slot {
-                x,
-                y,
-                z,
-                tag: tag(i),
-            };
+            [self.xs[at], self.ys[at], self.zs[at]] = point(positions, i);
+            self.index[at] = i as u32;
+            self.group[at] = group_of(i);
         }
 
         // Placing advanced each start to the next cell's start; shift them back.
@@ -88,25 +94,92 @@ impl Grid {
         self.starts[0] = 0;
     }
 
-    /// Calls `visit` with every particle in the cells within `radius` of `p` (a superset of
-    /// the particles within `radius`; the caller checks distances).
+    /// Calls `visit(a, b, d, d2)` once for every pair of grid entries `a < b` closer than
+    /// `radius` (at most the radius the grid was built for), where `d` is the position of `b`
+    /// minus that of `a` and `d2` its squared length.
     #[inline]
-    pub fn for_each_near(&self, p: [f32; 3], mut visit: impl FnMut(&Slot)) {
-        let c = self.cell_coords(p);
-        let axis = |a: usize| {
-            let lo = (c[a] - REACH).max(0) as usize;
-            let hi = (c[a] + REACH).min(self.dims[a] as isize - 1) as usize;
-            lo..=hi
-        };
-        let (xs, ys) = (axis(0), axis(1));
-        for z in axis(2) {
-            for y in ys.clone() {
-                let row = (z * self.dims[1] + y) * self.dims[0];
-                let from = self.starts[row + xs.start()] as usize;
-                let to = self.starts[row + xs.end() + 1] as usize;
-                self.slots[from..to].iter().for_each(&mut visit);
+    pub fn for_each_pair(&self, radius: f32, mut visit: impl FnMut(usize, usize, [f32; 3], f32)) {
+        let r2 = radius * radius;
+        let (xs, ys, zs): (&[f32], &[f32], &[f32]) = (&self.xs, &self.ys, &self.zs);
+        let [dx, dy, dz] = self.dims;
+
+        for z in 0..dz {
+            for y in 0..dy {
+                for x in 0..dx {
+                    let cell = (z * dy + y) * dx + x;
+                    let own = self.starts[cell] as usize..self.starts[cell + 1] as usize;
+                    for a in own {
+                        let p = [xs[a], ys[a], zs[a]];
+                        let mut sweep = |run: Range<usize>| {
+                            for b in run {
+                                let d = [xs[b] - p[0], ys[b] - p[1], zs[b] - p[2]];
+                                let d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                                if d2 < r2 {
+                                    visit(a, b, d, d2);
+                                }
+                            }
+                        };
+
+                        // Later entries of this row, then the later rows within reach.
+                        let row = (z * dy + y) * dx;
+                        let x_hi = self.axis_cell(0, p[0] + radius);
+                        sweep(a + 1..self.starts[row + x_hi + 1] as usize);
+                        self.later_rows(p, [y, z], radius, &mut sweep);
+                    }
+                }
             }
         }
+    }
+
+    /// Calls `sweep` with the run of each row after row `[y, z]` (in z-then-y order) that
+    /// has cells within `radius` of `p`, cut to the cells in x that can be that close.
+    #[inline]
+    fn later_rows(
+        &self,
+        p: [f32; 3],
+        [y, z]: [usize; 2],
+        radius: f32,
+        sweep: impl FnMut(Range<usize>),
+    ) {
+        let [dx, dy, _] = self.dims;
+        let mut sweep = sweep;
+        let reach = |axis: usize, at: usize| (at + REACH).min(self.dims[axis] - 1);
+        let same_plane = (y + 1..=reach(1, y)).map(|ry| (z, ry));
+        let later_planes = (z + 1..=reach(2, z))
+            .flat_map(|rz| (y.saturating_sub(REACH)..=reach(1, y)).map(move |ry| (rz, ry)));
+
+        for (rz, ry) in same_plane.chain(later_planes) {
+            // The nearest the row's cells come to `p` across the row, and so how far along it
+            // a particle can be and still be within reach.
+            let gap_y = self.gap(1, ry, p[1]);
+            let gap_z = self.gap(2, rz, p[2]);
+            let left = radius * radius - gap_y * gap_y - gap_z * gap_z;
+            if left <= 0.0 {
+                continue;
+            }
+            let half = left.sqrt();
+            let row = (rz * dy + ry) * dx;
+            let (lo, hi) = (
+                self.axis_cell(0, p[0] - half),
+                self.axis_cell(0, p[0] + half),
+            );
+            sweep(self.starts[row + lo] as usize..self.starts[row + hi + 1] as usize);
+        }
+    }
+
+    /// The distance along `axis` from `v` to the slab of cells with coordinate `at`.
+    #[inline]
+    fn gap(&self, axis: usize, at: usize, v: f32) -> f32 {
+        let lo = self.origin[axis] + at as f32 * self.cell;
+        let hi = lo + self.cell;
+        (lo - v).max(v - hi).max(0.0)
+    }
+
+    /// The cell coordinate of `v` along `axis`, clamped into the grid.
+    #[inline]
+    fn axis_cell(&self, axis: usize, v: f32) -> usize {
+        let at = ((v - self.origin[axis]) / self.cell).max(0.0) as usize;
+        at.min(self.dims[axis] - 1)
     }
 
     /// Sets the origin, cell size and dimensions to cover the particles.
@@ -135,16 +208,10 @@ impl Grid {
         }
     }
 
-    /// The integer cell coordinates of `p`, not clamped.
-    fn cell_coords(&self, p: [f32; 3]) -> [isize; 3] {
-        std::array::from_fn(|a| ((p[a] - self.origin[a]) / self.cell) as isize)
-    }
-
     /// The cell index of `p`, clamped into the grid.
     fn cell_index(&self, p: [f32; 3]) -> usize {
-        let c = self.cell_coords(p);
-        let clamp = |a: usize| c[a].clamp(0, self.dims[a] as isize - 1) as usize;
-        (clamp(2) * self.dims[1] + clamp(1)) * self.dims[0] + clamp(0)
+        let c: [usize; 3] = std::array::from_fn(|a| self.axis_cell(a, p[a]));
+        (c[2] * self.dims[1] + c[1]) * self.dims[0] + c[0]
     }
 }
 
@@ -159,41 +226,47 @@ mod tests {
     use super::*;
     use crate::rng::Mulberry32;
 
-    #[test]
-    fn grid_search_finds_every_neighbour_within_radius() {
-        let mut rng = Mulberry32::new(4);
-        let positions: Vec<f32> = (0..600).map(|_| rng.range(-30.0, 30.0)).collect();
-        let mut grid = Grid::new();
-        grid.build(&positions, 0..200, 7.0, |i| i as u32);
+    fn cloud(n: usize, seed: u32) -> Vec<f32> {
+        let mut rng = Mulberry32::new(seed);
+        (0..3 * n)
+            .map(|k| rng.range(-30.0, 30.0) / if k % 3 == 2 { 4.0 } else { 1.0 })
+            .collect()
+    }
 
-        for i in 0..200 {
-            let p = point(&positions, i);
-            let mut found = Vec::new();
-            grid.for_each_near(p, |s| {
-                let d2 = (s.x - p[0]).powi(2) + (s.y - p[1]).powi(2) + (s.z - p[2]).powi(2);
-                if d2 < 49.0 {
-                    found.push(s.tag as usize);
+    #[test]
+    fn every_close_pair_is_visited_exactly_once() {
+        let positions = cloud(300, 4);
+        let mut grid = Grid::new();
+        grid.build(&positions, 0..300, 7.0, |_| 0);
+
+        let mut seen = Vec::new();
+        grid.for_each_pair(7.0, |a, b, _, _| {
+            let (i, j) = (grid.index[a], grid.index[b]);
+            seen.push((i.min(j), i.max(j)));
+        });
+        seen.sort_unstable();
+
+        let mut brute = Vec::new();
+        for i in 0..300 {
+            for j in i + 1..300 {
+                let (p, q) = (point(&positions, i), point(&positions, j));
+                let d = [q[0] - p[0], q[1] - p[1], q[2] - p[2]];
+                if d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < 49.0 {
+                    brute.push((i as u32, j as u32));
                 }
-            });
-            found.sort_unstable();
-            let brute: Vec<usize> = (0..200)
-                .filter(|&j| {
-                    let q = point(&positions, j);
-                    (0..3).map(|a| (q[a] - p[a]).powi(2)).sum::<f32>() < 49.0
-                })
-                .collect();
-            assert_eq!(found, brute);
+            }
         }
+        assert_eq!(seen, brute);
     }
 
     #[test]
     fn grid_covers_only_the_given_range() {
         let positions = vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 2.0, 0.0, 0.0];
         let mut grid = Grid::new();
-        grid.build(&positions, 1..3, 5.0, |i| i as u32);
-        let mut tags = Vec::new();
-        grid.for_each_near([0.0; 3], |s| tags.push(s.tag));
-        tags.sort_unstable();
-        assert_eq!(tags, vec![1, 2]);
+        grid.build(&positions, 1..3, 5.0, |i| i as u8);
+        assert_eq!(grid.xs.len(), 2);
+        let mut pairs = Vec::new();
+        grid.for_each_pair(5.0, |a, b, _, _| pairs.push((grid.index[a], grid.group[b])));
+        assert_eq!(pairs.len(), 1);
     }
 }

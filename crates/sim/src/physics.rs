@@ -1,7 +1,7 @@
 //! The physics kernels behind `calculateForces`, `updatePositions` and `applyConstraints`.
 //!
-//! Forces: every particle feels the particles within [`CUTOFF`] (found through the spatial
-//! grid): a short-range push below [`R_MIN`] keeps particles apart, and beyond it the force
+//! Forces: every particle feels the particles within [`CUTOFF`] (each close pair is met once
+//! through the spatial grid and acts on both of its particles): a short-range push below [`R_MIN`] keeps particles apart, and beyond it the force
 //! matrix entry for the two roles draws them together or apart, peaking halfway to the cut-off.
 //! The acting particle's role modifier scales the sum, its mass divides it, and the force
 //! fields add to it. Integration: position Verlet with damping, carried in velocity form (the
@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::behaviour::PERCEPTION;
 use crate::creature::ROLES;
 use crate::grid::{point, Grid};
 
@@ -24,15 +25,19 @@ pub const DAMPING: f32 = 0.98;
 /// The fastest a particle moves, in units a second.
 pub const MAX_SPEED: f32 = 10.0;
 /// The distance beyond which particles do not interact.
-pub const CUTOFF: f32 = 8.0;
+pub const CUTOFF: f32 = 9.0;
 /// Below this distance particles push each other apart, whatever their roles.
-pub const R_MIN: f32 = 2.4;
+pub const R_MIN: f32 = 3.6;
+/// How much harder than the strongest attraction particles push apart when too close.
+pub const REPULSION: f32 = 20.0;
+/// The strongest push between two particles, reached when they nearly touch.
+pub const MAX_REPULSION: f32 = 100.0;
 /// Converts force-matrix units into accelerations.
-pub const FORCE_GAIN: f32 = 6.0;
+pub const FORCE_GAIN: f32 = 10.0;
 /// The radius of the dish a creature lives in.
-pub const DISH_RADIUS: f32 = 40.0;
+pub const DISH_RADIUS: f32 = 80.0;
 /// How far from the dish's mid-plane a particle may go.
-pub const DISH_HALF_DEPTH: f32 = 3.0;
+pub const DISH_HALF_DEPTH: f32 = 1.0;
 /// How far a bond moves its ends towards its rest length in one pass.
 pub const BOND_STIFFNESS: f32 = 0.5;
 /// The force fields of one creature.
@@ -148,6 +153,14 @@ impl PhysicsParams {
     }
 }
 
+/// The radius the kernels build their grid for: the larger of the force cut-off and the
+/// flocking perception, so that one grid serves both and every stage sees pairs in one order.
+pub const GRID_RADIUS: f32 = if CUTOFF > PERCEPTION {
+    CUTOFF
+} else {
+    PERCEPTION
+};
+
 /// Writes into `accelerations` the acceleration of every particle from its neighbours and
 /// the force fields. `matrix` holds the 5 x 5 force matrix followed by the 5 role modifiers.
 pub fn calculate_forces(
@@ -158,16 +171,68 @@ pub fn calculate_forces(
     params: &PhysicsParams,
     accelerations: &mut [f32],
 ) {
-    let n = params.particles();
-    grid.build(positions, 0..n, CUTOFF, |i| params.role_of(i) as u32);
+    build_grid(grid, positions, params);
+    forces_on_grid(grid, positions, masses, matrix, params, accelerations);
+}
 
+/// Sorts a creature's particles into `grid` for the force and flocking kernels.
+pub fn build_grid(grid: &mut Grid, positions: &[f32], params: &PhysicsParams) {
+    grid.build(positions, 0..params.particles(), GRID_RADIUS, |i| {
+        params.role_of(i) as u8
+    });
+}
+
+/// [`calculate_forces`] on a grid already built by [`build_grid`] from `positions`.
+pub fn forces_on_grid(
+    grid: &Grid,
+    positions: &[f32],
+    masses: &[f32],
+    matrix: &[f32],
+    params: &PhysicsParams,
+    accelerations: &mut [f32],
+) {
+    // Pair forces, each pair computed once and applied to both particles.
+    accelerations.fill(0.0);
+    grid.for_each_pair(CUTOFF, |a, b, d, d2| {
+        add_pair_force(grid, matrix, accelerations, (a, b), d, d2);
+    });
+    finish_forces(positions, masses, matrix, params, accelerations);
+}
+
+/// Adds the forces between grid entries `a` and `b` (`d` apart, `d2` its squared length,
+/// within [`CUTOFF`]) to both particles' summed pair forces.
+#[inline(always)]
+pub fn add_pair_force(
+    grid: &Grid,
+    matrix: &[f32],
+    sums: &mut [f32],
+    (a, b): (usize, usize),
+    d: [f32; 3],
+    d2: f32,
+) {
+    let (ga, gb) = (grid.group[a] as usize, grid.group[b] as usize);
+    let (f_ab, f_ba) = pair_forces(d2, matrix[ga * ROLES + gb], matrix[gb * ROLES + ga]);
+    let (i, j) = (3 * grid.index[a] as usize, 3 * grid.index[b] as usize);
+    for k in 0..3 {
+        sums[i + k] += d[k] * f_ab;
+        sums[j + k] -= d[k] * f_ba;
+    }
+}
+
+/// Turns summed pair forces into accelerations: the role modifier, the mass, then the force
+/// fields.
+pub fn finish_forces(
+    positions: &[f32],
+    masses: &[f32],
+    matrix: &[f32],
+    params: &PhysicsParams,
+    accelerations: &mut [f32],
+) {
     for role in 0..ROLES {
-        let row = &matrix[role * ROLES..role * ROLES + ROLES];
         let gain = FORCE_GAIN * matrix[ROLES * ROLES + role];
         for i in params.groups[role] as usize..params.groups[role + 1] as usize {
             let p = point(positions, i);
-            let pull = neighbour_force(grid, p, row);
-            let mut a = scale(pull, gain / masses[i]);
+            let mut a = scale(point(accelerations, i), gain / masses[i]);
             for field in &params.fields {
                 a = add(a, field.acceleration(p));
             }
@@ -176,28 +241,24 @@ pub fn calculate_forces(
     }
 }
 
-/// The summed particle-life force on a particle at `p` whose role's matrix row is `row`.
-#[inline]
-fn neighbour_force(grid: &Grid, p: [f32; 3], row: &[f32]) -> [f32; 3] {
-    const CUTOFF2: f32 = CUTOFF * CUTOFF;
-    const SPAN: f32 = CUTOFF - R_MIN;
-    let mut sum = [0.0f32; 3];
-    grid.for_each_near(p, |s| {
-        let d = [s.x - p[0], s.y - p[1], s.z - p[2]];
-        let d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-        if d2 >= CUTOFF2 || d2 == 0.0 {
-            return;
-        }
-        let r = d2.sqrt();
-        let f = if r < R_MIN {
-            r / R_MIN - 1.0
-        } else {
-            row[s.tag as usize] * (1.0 - (2.0 * r - CUTOFF - R_MIN).abs() / SPAN)
-        };
-        let k = f / r;
-        sum = [sum[0] + d[0] * k, sum[1] + d[1] * k, sum[2] + d[2] * k];
-    });
-    sum
+/// The forces between two particles `r = sqrt(d2)` apart, over `r` (so that the offset
+/// times it is the force vector): on the first towards the second with matrix entry `ab`,
+/// and on the second towards the first with `ba`. Below [`R_MIN`] both push apart alike.
+#[inline(always)]
+fn pair_forces(d2: f32, ab: f32, ba: f32) -> (f32, f32) {
+    const INV_SPAN: f32 = 1.0 / (CUTOFF - R_MIN);
+    if d2 == 0.0 {
+        return (0.0, 0.0);
+    }
+    let r = d2.sqrt();
+    let inv = 1.0 / r;
+    if r < R_MIN {
+        let repel = (REPULSION * (1.0 - R_MIN * inv)).max(-MAX_REPULSION) * inv;
+        (repel, repel)
+    } else {
+        let shape = (1.0 - (2.0 * r - CUTOFF - R_MIN).abs() * INV_SPAN) * inv;
+        (ab * shape, ba * shape)
+    }
 }
 
 /// One integration step: velocities damped, accelerated and capped at [`MAX_SPEED`], then

@@ -56,6 +56,7 @@ pub fn handlers() -> Handlers<SimState> {
             } = input.motion;
             calculate_behaviour(
                 &mut state.grid,
+                &mut state.sight,
                 &positions,
                 &velocities,
                 &input.params,
