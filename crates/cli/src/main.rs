@@ -67,32 +67,12 @@ fn simulate(args: &SimulateArgs) -> Result<(), String> {
         .log_level(args.log_level)
         .build()
         .map_err(|e| format!("cannot start the pool: {e}"))?;
-    let result = run(args, &pool, workers);
+    let run = run(args, &pool);
+
+    // Every task has settled; once the workers have stopped, their metrics are complete.
     pool.close();
     pool.join();
-    result
-}
-
-/// Builds the scene, runs the frames, reports, draws.
-fn run(args: &SimulateArgs, pool: &WorkerPool, workers: usize) -> Result<(), String> {
-    let creatures = blocks::creatures(args, pool)?;
-    let mut scene = Scene::new(&creatures);
-    let progress = progress_bar(args);
-
-    // The frames, each timed from submission to the last creature's result.
-    let mut frame_times = Vec::with_capacity(args.frames as usize);
-    let started = Instant::now();
-    for _ in 0..args.frames {
-        let frame_start = Instant::now();
-        scene
-            .step_on_pool(pool)
-            .map_err(|e| format!("frame {}: {e}", scene.frame()))?;
-        frame_times.push(frame_start.elapsed());
-        progress.inc(1);
-    }
-    let wall = started.elapsed();
-    progress.finish_and_clear();
-
+    let (scene, frame_times, wall) = run?;
     let metrics = pool.metrics();
     let summary = Summary {
         creatures: scene.creatures(),
@@ -105,14 +85,37 @@ fn run(args: &SimulateArgs, pool: &WorkerPool, workers: usize) -> Result<(), Str
         frame_times: FrameTimes::of(&frame_times),
         wall,
     };
-    scene.write_png(&args.png).map_err(|e| e.to_string())?;
 
+    // The picture, then the summary.
+    scene.write_png(&args.png).map_err(|e| e.to_string())?;
     if args.json {
         println!("{}", summary.json(&args.png));
     } else {
         print!("{}", summary.table(&args.png));
     }
     Ok(())
+}
+
+/// Builds the scene and runs the frames, each timed from submission to the last creature's
+/// result; returns the scene, the frame times and the wall time of the loop.
+fn run(args: &SimulateArgs, pool: &WorkerPool) -> Result<(Scene, Vec<Duration>, Duration), String> {
+    let creatures = blocks::creatures(args, pool)?;
+    let mut scene = Scene::new(&creatures);
+    let progress = progress_bar(args);
+
+    let mut frame_times = Vec::with_capacity(args.frames as usize);
+    let started = Instant::now();
+    for _ in 0..args.frames {
+        let frame_start = Instant::now();
+        scene
+            .step_on_pool(pool)
+            .map_err(|e| format!("frame {}: {e}", scene.frame()))?;
+        frame_times.push(frame_start.elapsed());
+        progress.inc(1);
+    }
+    let wall = started.elapsed();
+    progress.finish_and_clear();
+    Ok((scene, frame_times, wall))
 }
 
 /// A frames-per-second progress bar on stderr, hidden when stderr is not a terminal or the

@@ -278,9 +278,9 @@ pub fn update_positions(positions: &mut [f32], velocities: &mut [f32], accelerat
         if s2 > MAX2 {
             w = scale(w, MAX_SPEED / s2.sqrt());
         }
-        for k in 0..3 {
-            v[k] = w[k];
-            x[k] += w[k] * DT;
+        v.copy_from_slice(&w);
+        for (x, w) in x.iter_mut().zip(w) {
+            *x += w * DT;
         }
     }
 }
