@@ -9,7 +9,7 @@
 //! 1.5 / 1.0 / 1.0. Steering is a change of velocity per frame, as in the original; the kernel
 //! adds it, divided by the time step, to the acceleration buffer the forces were written to.
 
-use crate::grid::{point, Grid};
+use crate::grid::{point, Entry, Grid};
 use crate::physics::build_grid;
 use crate::physics::{add, length, scale, sub, PhysicsParams, DT, MAX_SPEED};
 
@@ -26,7 +26,7 @@ pub const COHESION_WEIGHT: f32 = 1.0;
 
 /// What each particle gathers from its group mates in sight, ten numbers a particle: the
 /// push away (3), the summed velocities (3), the summed positions (3) and the count.
-const SIGHT: usize = 10;
+pub const SIGHT: usize = 10;
 
 /// Adds each particle's flocking steering (over [`DT`]) to `accelerations`. `sight` is
 /// scratch space, resized as needed.
@@ -44,7 +44,7 @@ pub fn calculate_behaviour(
 
 /// [`calculate_behaviour`] on a grid already built by [`build_grid`] from `positions`.
 pub fn behaviour_on_grid(
-    grid: &Grid,
+    grid: &mut Grid,
     sight: &mut Vec<f32>,
     positions: &[f32],
     velocities: &[f32],
@@ -54,43 +54,61 @@ pub fn behaviour_on_grid(
     clear_sight(sight, params.particles());
 
     // Each pair of group mates in sight, once, seen from both sides.
-    grid.for_each_pair(PERCEPTION, |a, b, d, d2| {
-        add_pair_sight(grid, sight, positions, velocities, (a, b), d, d2);
+    grid.for_each_neighbourhood(PERCEPTION, |a, near| {
+        let mut own = [0.0; SIGHT];
+        for (b, d, d2) in near {
+            add_pair_sight(&mut own, sight, positions, velocities, a, b, d, d2);
+        }
+        add_sight(sight, a.index, &own);
     });
     finish_behaviour(sight, positions, velocities, accelerations);
 }
 
-/// If grid entries `a` and `b` (`d` apart, `d2` its squared length, within [`PERCEPTION`])
-/// belong to the same group, adds what each sees of the other to its sight.
+/// What one particle sees, gathered locally before it is added to the shared sight.
+pub type OwnSight = [f32; SIGHT];
+
+/// Adds what particles `a` and `b` (`d` apart, `d2` its squared length) see of each other:
+/// `a`'s to `own`, `b`'s to its entry of `sight`; nothing (zeros) unless they belong to the
+/// same group and are within [`PERCEPTION`]. Branch-free, as group and reach are
+/// unpredictable from one pair to the next.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn add_pair_sight(
-    grid: &Grid,
+    own: &mut OwnSight,
     sight: &mut [f32],
     positions: &[f32],
     velocities: &[f32],
-    (a, b): (usize, usize),
+    a: Entry,
+    b: Entry,
     d: [f32; 3],
     d2: f32,
 ) {
-    if grid.group[a] != grid.group[b] {
-        return;
-    }
-    let (i, j) = (grid.index[a] as usize, grid.index[b] as usize);
-    let push = if d2 > 0.0 { 1.0 / d2 } else { 0.0 };
+    const PERCEPTION2: f32 = PERCEPTION * PERCEPTION;
+    let seen = if a.group == b.group && d2 < PERCEPTION2 {
+        1.0
+    } else {
+        0.0
+    };
+    let push = if d2 > 0.0 { seen / d2 } else { 0.0 };
+    let (va, vb) = (point(velocities, a.index), point(velocities, b.index));
+    let (pa, pb) = (point(positions, a.index), point(positions, b.index));
+    see(own, scale(d, -push), scale(vb, seen), scale(pb, seen), seen);
+    let theirs = &mut sight[SIGHT * b.index..SIGHT * (b.index + 1)];
     see(
-        sight,
-        i,
-        scale(d, -push),
-        point(velocities, j),
-        point(positions, j),
-    );
-    see(
-        sight,
-        j,
+        theirs,
         scale(d, push),
-        point(velocities, i),
-        point(positions, i),
+        scale(va, seen),
+        scale(pa, seen),
+        seen,
     );
+}
+
+/// Adds a particle's own sight to its entry of `sight`.
+#[inline(always)]
+pub fn add_sight(sight: &mut [f32], i: usize, own: &OwnSight) {
+    for (total, part) in sight[SIGHT * i..SIGHT * (i + 1)].iter_mut().zip(own) {
+        *total += part;
+    }
 }
 
 /// Clears `sight` for `particles` particles.
@@ -114,16 +132,16 @@ pub fn finish_behaviour(
     }
 }
 
-/// Adds one group mate (its push away, velocity and position) to particle `i`'s sight.
+/// Adds one group mate (its push away, velocity and position, and `count`: one, or zero
+/// for a particle not seen) to a sight `s`.
 #[inline(always)]
-fn see(sight: &mut [f32], i: usize, away: [f32; 3], velocity: [f32; 3], position: [f32; 3]) {
-    let s = &mut sight[SIGHT * i..SIGHT * (i + 1)];
+fn see(s: &mut [f32], away: [f32; 3], velocity: [f32; 3], position: [f32; 3], count: f32) {
     for k in 0..3 {
         s[k] += away[k];
         s[3 + k] += velocity[k];
         s[6 + k] += position[k];
     }
-    s[9] += 1.0;
+    s[9] += count;
 }
 
 /// The weighted steering of a particle at `p` moving at `v` from what it sees.

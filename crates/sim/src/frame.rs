@@ -9,10 +9,11 @@
 use protozoa_workers::buffer::{SharedBuffer, TransferBuffer};
 use serde::{Deserialize, Serialize};
 
-use crate::behaviour::{add_pair_sight, clear_sight, finish_behaviour, PERCEPTION};
+use crate::behaviour::SIGHT;
+use crate::behaviour::{add_pair_sight, add_sight, clear_sight, finish_behaviour};
 use crate::creature::Creature;
 use crate::grid::Grid;
-use crate::physics::{add_pair_force, apply_constraints, build_grid, finish_forces, CUTOFF};
+use crate::physics::{add_pair_force, add_to, apply_constraints, build_grid, finish_forces};
 use crate::physics::{update_positions, PhysicsParams, GRID_RADIUS};
 use crate::render::{calculate_lod, prepare_render, RenderOut};
 
@@ -181,8 +182,6 @@ pub fn step_creature(
     body: &mut Body,
     render: &mut RenderBuffers,
 ) {
-    const CUTOFF2: f32 = CUTOFF * CUTOFF;
-    const PERCEPTION2: f32 = PERCEPTION * PERCEPTION;
     let n = traits.particles();
     let SimState {
         grid,
@@ -197,13 +196,14 @@ pub fn step_creature(
     acc.resize(3 * n, 0.0);
     clear_sight(sight, n);
     build_grid(grid, x, params);
-    grid.for_each_pair(GRID_RADIUS, |a, b, d, d2| {
-        if d2 < CUTOFF2 {
-            add_pair_force(grid, matrix, acc, (a, b), d, d2);
+    grid.for_each_neighbourhood(GRID_RADIUS, |a, near| {
+        let (mut own_force, mut own_sight) = ([0.0; 3], [0.0; SIGHT]);
+        for (b, d, d2) in near {
+            add_pair_force(matrix, &mut own_force, acc, a, b, d, d2);
+            add_pair_sight(&mut own_sight, sight, x, v, a, b, d, d2);
         }
-        if d2 < PERCEPTION2 {
-            add_pair_sight(grid, sight, x, v, (a, b), d, d2);
-        }
+        add_to(acc, a.index, own_force);
+        add_sight(sight, a.index, &own_sight);
     });
     finish_forces(x, masses, matrix, params, acc);
     finish_behaviour(sight, x, v, acc);

@@ -3,9 +3,9 @@
 //!
 //! Particles are counting-sorted by cell into parallel arrays (position, particle index and
 //! role group), with cells laid out x-fastest, so the cells of one row sit next to each other
-//! in the arrays. [`Grid::for_each_pair`] visits every pair closer than a radius exactly once:
-//! for each particle it looks only *forward* (at later particles of its own row and at the
-//! rows after it), so a kernel computes a pair once and applies it to both particles.
+//! in the arrays. [`Grid::near_after`] finds, for one particle, the close particles that come
+//! *after* it (later in its own row, or in the rows after it), so that over all particles every
+//! close pair is met exactly once and a kernel computes it once for both of its particles.
 //!
 //! The order of the arrays, and so the order in which pairs are visited, depends only on the
 //! positions: every machine sums the same numbers in the same order. The grid keeps its
@@ -17,6 +17,50 @@ use std::ops::Range;
 const MAX_CELLS: usize = 16384;
 /// Cells searched on each side of a particle's cell. Cells are `radius / REACH` wide.
 const REACH: usize = 2;
+/// The most runs one search walks: its own row, then `REACH` rows of its plane and
+/// `REACH * (2 * REACH + 1)` rows of the later planes.
+const MAX_RUNS: usize = 1 + REACH + REACH * (2 * REACH + 1);
+
+/// One particle of a pair: its index in the buffers the grid was built from, and its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub index: usize,
+    pub group: usize,
+}
+
+/// The particles after one particle within reach of it: see [`Grid::for_each_neighbourhood`].
+pub struct Near<'g> {
+    xs: &'g [f32],
+    ys: &'g [f32],
+    zs: &'g [f32],
+    index: &'g [u32],
+    group: &'g [u8],
+    found: std::slice::Iter<'g, u32>,
+    p: [f32; 3],
+}
+
+impl Near<'_> {
+    #[inline(always)]
+    fn entry(&self, k: usize) -> Entry {
+        Entry {
+            index: self.index[k] as usize,
+            group: self.group[k] as usize,
+        }
+    }
+}
+
+impl Iterator for Near<'_> {
+    /// The particle, its offset from the first one, and that offset's squared length.
+    type Item = (Entry, [f32; 3], f32);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        let b = *self.found.next()? as usize;
+        let p = self.p;
+        let d = [self.xs[b] - p[0], self.ys[b] - p[1], self.zs[b] - p[2]];
+        Some((self.entry(b), d, d[0] * d[0] + d[1] * d[1] + d[2] * d[2]))
+    }
+}
 
 /// The grid and its reusable buffers. After a build, index `k` of [`Grid::xs`], [`Grid::ys`],
 /// [`Grid::zs`], [`Grid::index`] and [`Grid::group`] describes one particle.
@@ -35,6 +79,8 @@ pub struct Grid {
     pub index: Vec<u32>,
     /// The particle's role group.
     pub group: Vec<u8>,
+    /// The entries [`Grid::near_after`] found.
+    pub near: Vec<u32>,
 }
 
 impl Grid {
@@ -78,6 +124,8 @@ impl Grid {
         self.index.resize(n, 0);
         self.group.clear();
         self.group.resize(n, 0);
+        self.near.clear();
+        self.near.resize(n, 0);
         for (k, i) in range.enumerate() {
             let c = self.cell_of[k] as usize;
             let at = self.starts[c] as usize;
@@ -94,65 +142,75 @@ impl Grid {
         self.starts[0] = 0;
     }
 
-    /// Calls `visit(a, b, d, d2)` once for every pair of grid entries `a < b` closer than
-    /// `radius` (at most the radius the grid was built for), where `d` is the position of `b`
-    /// minus that of `a` and `d2` its squared length.
+    /// Collects into [`Grid::near`] the entries after `a` (in grid order) closer than
+    /// `radius` to it (at most the radius the grid was built for) and returns how many: over
+    /// all `a`, every close pair appears exactly once, under the earlier of its two entries.
     #[inline]
-    pub fn for_each_pair(&self, radius: f32, mut visit: impl FnMut(usize, usize, [f32; 3], f32)) {
+    pub fn near_after(&mut self, a: usize, radius: f32) -> usize {
+        let p = [self.xs[a], self.ys[a], self.zs[a]];
+        let (runs, count) = self.runs_after(a, p, radius);
+
+        // Every candidate is written, only those within reach are kept: no branch to
+        // mispredict. `kept` never passes the candidates seen, so it stays in bounds.
         let r2 = radius * radius;
         let (xs, ys, zs): (&[f32], &[f32], &[f32]) = (&self.xs, &self.ys, &self.zs);
-        let [dx, dy, dz] = self.dims;
-
-        for z in 0..dz {
-            for y in 0..dy {
-                for x in 0..dx {
-                    let cell = (z * dy + y) * dx + x;
-                    let own = self.starts[cell] as usize..self.starts[cell + 1] as usize;
-                    for a in own {
-                        let p = [xs[a], ys[a], zs[a]];
-                        let mut sweep = |run: Range<usize>| {
-                            for b in run {
-                                let d = [xs[b] - p[0], ys[b] - p[1], zs[b] - p[2]];
-                                let d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-                                if d2 < r2 {
-                                    visit(a, b, d, d2);
-                                }
-                            }
-                        };
-
-                        // Later entries of this row, then the later rows within reach.
-                        let row = (z * dy + y) * dx;
-                        let x_hi = self.axis_cell(0, p[0] + radius);
-                        sweep(a + 1..self.starts[row + x_hi + 1] as usize);
-                        self.later_rows(p, [y, z], radius, &mut sweep);
-                    }
-                }
+        let near: &mut [u32] = &mut self.near;
+        let mut kept = 0;
+        for run in &runs[..count] {
+            let (from, to) = (run.start, run.end);
+            let columns = xs[from..to].iter().zip(&ys[from..to]).zip(&zs[from..to]);
+            for (b, ((&x, &y), &z)) in (from..to).zip(columns) {
+                let d = [x - p[0], y - p[1], z - p[2]];
+                near[kept] = b as u32;
+                kept += usize::from(d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < r2);
             }
+        }
+        kept
+    }
+
+    /// Calls `visit(a, near)` for every particle `a`, where `near` yields the particles `b`
+    /// that come after it and are closer than `radius` (at most the radius the grid was
+    /// built for), each with `d`, the position of `b` minus that of `a`, and `d2`, its squared
+    /// length. Over all particles every close pair comes exactly once, in an order that
+    /// depends only on the positions. A kernel sums what `a` gets from its pairs locally and
+    /// adds it once, and adds what each `b` gets at once.
+    #[inline]
+    pub fn for_each_neighbourhood(&mut self, radius: f32, mut visit: impl FnMut(Entry, Near<'_>)) {
+        for a in 0..self.xs.len() {
+            let count = self.near_after(a, radius);
+            let near = Near {
+                xs: &self.xs,
+                ys: &self.ys,
+                zs: &self.zs,
+                index: &self.index,
+                group: &self.group,
+                found: self.near[..count].iter(),
+                p: [self.xs[a], self.ys[a], self.zs[a]],
+            };
+            visit(near.entry(a), near);
         }
     }
 
-    /// Calls `sweep` with the run of each row after row `[y, z]` (in z-then-y order) that
-    /// has cells within `radius` of `p`, cut to the cells in x that can be that close.
-    #[inline]
-    fn later_rows(
-        &self,
-        p: [f32; 3],
-        [y, z]: [usize; 2],
-        radius: f32,
-        sweep: impl FnMut(Range<usize>),
-    ) {
+    /// The runs of entries that can be within `radius` of entry `a` at `p` and come after it:
+    /// the rest of its own row up to the reach in x, then each later row (in z-then-y order)
+    /// whose cells come within reach, cut to the cells in x that can be that close.
+    fn runs_after(&self, a: usize, p: [f32; 3], radius: f32) -> ([Range<usize>; MAX_RUNS], usize) {
         let [dx, dy, _] = self.dims;
-        let mut sweep = sweep;
+        let (y, z) = (self.axis_cell(1, p[1]), self.axis_cell(2, p[2]));
+        let mut runs: [Range<usize>; MAX_RUNS] = std::array::from_fn(|_| 0..0);
+
+        let row = (z * dy + y) * dx;
+        runs[0] = a + 1..self.starts[row + self.axis_cell(0, p[0] + radius) + 1] as usize;
+        let mut count = 1;
+
         let reach = |axis: usize, at: usize| (at + REACH).min(self.dims[axis] - 1);
         let same_plane = (y + 1..=reach(1, y)).map(|ry| (z, ry));
         let later_planes = (z + 1..=reach(2, z))
             .flat_map(|rz| (y.saturating_sub(REACH)..=reach(1, y)).map(move |ry| (rz, ry)));
-
         for (rz, ry) in same_plane.chain(later_planes) {
-            // The nearest the row's cells come to `p` across the row, and so how far along it
-            // a particle can be and still be within reach.
-            let gap_y = self.gap(1, ry, p[1]);
-            let gap_z = self.gap(2, rz, p[2]);
+            // How close the row's cells come to `p` across the row, and so how far along
+            // the row a particle can be and still be within reach.
+            let (gap_y, gap_z) = (self.gap(1, ry, p[1]), self.gap(2, rz, p[2]));
             let left = radius * radius - gap_y * gap_y - gap_z * gap_z;
             if left <= 0.0 {
                 continue;
@@ -163,8 +221,10 @@ impl Grid {
                 self.axis_cell(0, p[0] - half),
                 self.axis_cell(0, p[0] + half),
             );
-            sweep(self.starts[row + lo] as usize..self.starts[row + hi + 1] as usize);
+            runs[count] = self.starts[row + lo] as usize..self.starts[row + hi + 1] as usize;
+            count += 1;
         }
+        (runs, count)
     }
 
     /// The distance along `axis` from `v` to the slab of cells with coordinate `at`.
@@ -240,9 +300,11 @@ mod tests {
         grid.build(&positions, 0..300, 7.0, |_| 0);
 
         let mut seen = Vec::new();
-        grid.for_each_pair(7.0, |a, b, _, _| {
-            let (i, j) = (grid.index[a], grid.index[b]);
-            seen.push((i.min(j), i.max(j)));
+        grid.for_each_neighbourhood(7.0, |a, near| {
+            for (b, _, _) in near {
+                let (i, j) = (a.index as u32, b.index as u32);
+                seen.push((i.min(j), i.max(j)));
+            }
         });
         seen.sort_unstable();
 
@@ -266,7 +328,10 @@ mod tests {
         grid.build(&positions, 1..3, 5.0, |i| i as u8);
         assert_eq!(grid.xs.len(), 2);
         let mut pairs = Vec::new();
-        grid.for_each_pair(5.0, |a, b, _, _| pairs.push((grid.index[a], grid.group[b])));
+        grid.for_each_neighbourhood(5.0, |a, near| {
+            pairs.extend(near.map(|(b, _, _)| (a.index.min(b.index), a.group)));
+        });
         assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].0, 1);
     }
 }

@@ -260,9 +260,9 @@ fn particles(canvas: &mut Canvas, layout: &Layout, k: usize, c: &CreatureView<'_
             canvas,
             x,
             y,
-            1.3 * size * scale,
+            1.5 * size * scale,
             point(c.colours, i),
-            0.75 * opacity,
+            opacity,
         );
     }
 }

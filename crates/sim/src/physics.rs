@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::behaviour::PERCEPTION;
 use crate::creature::ROLES;
-use crate::grid::{point, Grid};
+use crate::grid::{point, Entry, Grid};
 
 /// The time step of one frame, in seconds.
 pub const DT: f32 = 0.016;
@@ -184,7 +184,7 @@ pub fn build_grid(grid: &mut Grid, positions: &[f32], params: &PhysicsParams) {
 
 /// [`calculate_forces`] on a grid already built by [`build_grid`] from `positions`.
 pub fn forces_on_grid(
-    grid: &Grid,
+    grid: &mut Grid,
     positions: &[f32],
     masses: &[f32],
     matrix: &[f32],
@@ -193,29 +193,48 @@ pub fn forces_on_grid(
 ) {
     // Pair forces, each pair computed once and applied to both particles.
     accelerations.fill(0.0);
-    grid.for_each_pair(CUTOFF, |a, b, d, d2| {
-        add_pair_force(grid, matrix, accelerations, (a, b), d, d2);
+    grid.for_each_neighbourhood(CUTOFF, |a, near| {
+        let mut own = [0.0; 3];
+        for (b, d, d2) in near {
+            add_pair_force(matrix, &mut own, accelerations, a, b, d, d2);
+        }
+        add_to(accelerations, a.index, own);
     });
     finish_forces(positions, masses, matrix, params, accelerations);
 }
 
-/// Adds the forces between grid entries `a` and `b` (`d` apart, `d2` its squared length,
-/// within [`CUTOFF`]) to both particles' summed pair forces.
+/// Adds the forces between particles `a` and `b` (`d` apart, `d2` its squared length):
+/// `a`'s share to `own`, `b`'s to its entry of `sums`; nothing (zeros) beyond [`CUTOFF`].
+/// Branch-free, as whether a pair is in reach is unpredictable.
 #[inline(always)]
 pub fn add_pair_force(
-    grid: &Grid,
     matrix: &[f32],
+    own: &mut [f32; 3],
     sums: &mut [f32],
-    (a, b): (usize, usize),
+    a: Entry,
+    b: Entry,
     d: [f32; 3],
     d2: f32,
 ) {
-    let (ga, gb) = (grid.group[a] as usize, grid.group[b] as usize);
-    let (f_ab, f_ba) = pair_forces(d2, matrix[ga * ROLES + gb], matrix[gb * ROLES + ga]);
-    let (i, j) = (3 * grid.index[a] as usize, 3 * grid.index[b] as usize);
+    const CUTOFF2: f32 = CUTOFF * CUTOFF;
+    let (ab, ba) = (
+        matrix[a.group * ROLES + b.group],
+        matrix[b.group * ROLES + a.group],
+    );
+    let (f_ab, f_ba) = pair_forces(d2, ab, ba);
+    let reach = if d2 < CUTOFF2 { 1.0 } else { 0.0 };
     for k in 0..3 {
-        sums[i + k] += d[k] * f_ab;
-        sums[j + k] -= d[k] * f_ba;
+        own[k] += d[k] * (f_ab * reach);
+    }
+    add_to(sums, b.index, scale(d, -(f_ba * reach)));
+}
+
+/// Adds `v` to particle `i` of a flat `[x, y, z, ...]` buffer.
+#[inline(always)]
+pub fn add_to(buffer: &mut [f32], i: usize, v: [f32; 3]) {
+    let at = &mut buffer[3 * i..3 * i + 3];
+    for k in 0..3 {
+        at[k] += v[k];
     }
 }
 
@@ -243,22 +262,20 @@ pub fn finish_forces(
 
 /// The forces between two particles `r = sqrt(d2)` apart, over `r` (so that the offset
 /// times it is the force vector): on the first towards the second with matrix entry `ab`,
-/// and on the second towards the first with `ba`. Below [`R_MIN`] both push apart alike.
+/// and on the second towards the first with `ba`. Below [`R_MIN`] both push apart alike;
+/// coincident particles feel nothing. Branch-free.
 #[inline(always)]
 fn pair_forces(d2: f32, ab: f32, ba: f32) -> (f32, f32) {
     const INV_SPAN: f32 = 1.0 / (CUTOFF - R_MIN);
-    if d2 == 0.0 {
-        return (0.0, 0.0);
-    }
     let r = d2.sqrt();
-    let inv = 1.0 / r;
-    if r < R_MIN {
-        let repel = (REPULSION * (1.0 - R_MIN * inv)).max(-MAX_REPULSION) * inv;
-        (repel, repel)
-    } else {
-        let shape = (1.0 - (2.0 * r - CUTOFF - R_MIN).abs() * INV_SPAN) * inv;
-        (ab * shape, ba * shape)
-    }
+    let inv = if d2 > 0.0 { 1.0 / r } else { 0.0 };
+    let repel = (REPULSION * (1.0 - R_MIN * inv)).max(-MAX_REPULSION) * inv;
+    let shape = (1.0 - (2.0 * r - CUTOFF - R_MIN).abs() * INV_SPAN) * inv;
+    let close = r < R_MIN;
+    (
+        if close { repel } else { ab * shape },
+        if close { repel } else { ba * shape },
+    )
 }
 
 /// One integration step: velocities damped, accelerated and capped at [`MAX_SPEED`], then
