@@ -260,3 +260,25 @@ fn a_closed_pool_refuses_the_frame_and_keeps_the_scene() {
     assert_eq!(scene.checksum(), before);
     assert!(scene.step_direct().is_ok(), "the buffers were handed back");
 }
+
+#[test]
+fn chained_frame_equals_the_stages_run_one_by_one() {
+    let c = creature();
+    let traits = CreatureTraits::new(&c, [0.0; 3]);
+    let (mut body, mut render) = (Body::new(&c), RenderBuffers::new(c.masses.len()));
+    let mut state = SimState::default();
+
+    let (mut x, mut v) = (c.positions.clone(), c.velocities.clone());
+    let (mut grid, mut sight, mut acc) = (Grid::new(), Vec::new(), vec![0.0; x.len()]);
+    let matrix = c.matrix_with_scales();
+    for _ in 0..30 {
+        step_creature(&mut state, &traits, [0.0; 3], &mut body, &mut render);
+
+        calculate_forces(&mut grid, &x, &c.masses, &matrix, &c.params, &mut acc);
+        calculate_behaviour(&mut grid, &mut sight, &x, &v, &c.params, &mut acc);
+        update_positions(&mut x, &mut v, &acc);
+        apply_constraints(&mut x, &mut v, &c.masses, &c.bonds, &c.rest_lengths);
+    }
+    assert_eq!(&*body.positions, &x[..]);
+    assert_eq!(&*body.velocities, &v[..]);
+}
