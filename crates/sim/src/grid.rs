@@ -253,14 +253,17 @@ impl Grid {
                 hi[a] = hi[a].max(p[a]);
             }
         }
-        if !lo.iter().chain(&hi).all(|v| v.is_finite()) {
+        if !(0..3).all(|a| (hi[a] - lo[a]).is_finite()) {
             (lo, hi) = ([0.0; 3], [0.0; 3]);
         }
 
         self.origin = lo;
         self.cell = radius / REACH as f32;
         loop {
-            self.dims = std::array::from_fn(|a| ((hi[a] - lo[a]) / self.cell) as usize + 1);
+            // Each axis is capped first, so that the product cannot overflow.
+            self.dims = std::array::from_fn(|a| {
+                (((hi[a] - lo[a]) / self.cell) as usize).min(MAX_CELLS) + 1
+            });
             if self.dims.iter().product::<usize>() <= MAX_CELLS {
                 break;
             }
@@ -319,6 +322,28 @@ mod tests {
             }
         }
         assert_eq!(seen, brute);
+    }
+
+    #[test]
+    fn non_finite_positions_do_not_break_the_search() {
+        let positions = vec![
+            f32::NAN,
+            0.0,
+            0.0,
+            f32::INFINITY,
+            1.0,
+            0.0,
+            2.0,
+            5.0,
+            f32::NAN,
+        ];
+        let spread = vec![-3.0e38, 0.0, 0.0, 3.0e38, 0.0, 0.0];
+        Grid::new().build(&spread, 0..2, 5.0, |_| 0);
+        let mut grid = Grid::new();
+        grid.build(&positions, 0..3, 5.0, |_| 0);
+        let mut count = 0;
+        grid.for_each_neighbourhood(5.0, |_, near| count += near.count());
+        assert!(count <= 3);
     }
 
     #[test]
