@@ -90,12 +90,14 @@ impl Outcome {
 /// The part of a cell that does not depend on the task's types.
 pub(crate) struct Header {
     state: AtomicUsize,
-    handle_waker: Mutex<Option<Waker>>,
-    runner_waker: Mutex<Option<Waker>>,
+    /// Allocated only when somebody waits or an async handler runs: most tiny
+    /// tasks settle before their handle is looked at.
+    wakers: Mutex<Option<Box<Wakers>>>,
     id: TaskId,
-    handler: usize,
+    handler: u32,
+    /// The task's own time limit in nanoseconds; 0 for the pool's default.
+    timeout_nanos: u64,
     name: &'static str,
-    timeout: Option<Duration>,
     created: Ticks,
     started: AtomicU64,
     completed: AtomicU64,
@@ -109,7 +111,7 @@ impl Header {
 
     /// The index of the task type's handler in the pool's catalog.
     pub(crate) fn handler(&self) -> usize {
-        self.handler
+        self.handler as usize
     }
 
     /// The task type's name.
@@ -119,12 +121,17 @@ impl Header {
 
     /// The task's own time limit, if it has one.
     pub(crate) fn timeout(&self) -> Option<Duration> {
-        self.timeout
+        (self.timeout_nanos != 0).then(|| Duration::from_nanos(self.timeout_nanos))
     }
 
     /// When the task was submitted.
     pub(crate) fn created(&self) -> Ticks {
         self.created
+    }
+
+    /// Stamps the moment a worker takes the task up.
+    pub(crate) fn set_started(&self, now: Ticks) {
+        self.started.store(now, Ordering::Relaxed);
     }
 
     /// When a worker started it (zero: not yet).
@@ -155,7 +162,7 @@ impl Header {
     /// Registers the waker of the worker running this task's async handler, so
     /// that settling from outside (cancel, time limit) lets it drop the future.
     pub(crate) fn set_runner_waker(&self, waker: &Waker) {
-        *lock(&self.runner_waker) = Some(waker.clone());
+        lock(&self.wakers).get_or_insert_with(Box::default).runner = Some(waker.clone());
         self.state.fetch_or(RUNNER, Ordering::AcqRel);
     }
 
@@ -207,15 +214,16 @@ impl Header {
     fn publish(&self) {
         self.completed.store(clock::now(), Ordering::Relaxed);
         let before = self.state.fetch_or(SETTLED, Ordering::AcqRel);
-        if before & WAKER != 0 {
-            if let Some(waker) = lock(&self.handle_waker).take() {
-                waker.wake();
-            }
+        if before & (WAKER | RUNNER) == 0 {
+            return;
         }
-        if before & RUNNER != 0 {
-            if let Some(waker) = lock(&self.runner_waker).take() {
-                waker.wake();
-            }
+        let wakers = lock(&self.wakers).take();
+        if let Some(wakers) = wakers {
+            wakers
+                .handle
+                .into_iter()
+                .chain(wakers.runner)
+                .for_each(Waker::wake);
         }
     }
 
@@ -225,7 +233,8 @@ impl Header {
             return true;
         }
         {
-            let mut slot = lock(&self.handle_waker);
+            let mut wakers = lock(&self.wakers);
+            let slot = &mut wakers.get_or_insert_with(Box::default).handle;
             match slot.as_ref() {
                 Some(existing) if existing.will_wake(waker) => {}
                 _ => *slot = Some(waker.clone()),
@@ -235,11 +244,21 @@ impl Header {
     }
 }
 
-/// A task's cell: its header, its input until started and its result until taken.
+/// The wakers a settle must wake.
+#[derive(Default)]
+struct Wakers {
+    /// The handle's (an awaiting or blocked caller).
+    handle: Option<Waker>,
+    /// The worker's running this task's async handler.
+    runner: Option<Waker>,
+}
+
+/// A task's cell: its header, its input until started and its result until
+/// taken. The error is boxed to keep cells of tiny tasks small.
 pub(crate) struct TaskCell<I, O> {
     header: Header,
     input: UnsafeCell<Option<I>>,
-    output: UnsafeCell<Option<Result<O, TaskError>>>,
+    output: UnsafeCell<Option<Result<O, Box<TaskError>>>>,
 }
 
 // SAFETY: the cell hands `I` and `O` between threads (so they must be `Send`),
@@ -264,12 +283,13 @@ impl<I: Send + 'static, O: Send + 'static> TaskCell<I, O> {
         Arc::new(TaskCell {
             header: Header {
                 state: AtomicUsize::new(0),
-                handle_waker: Mutex::new(None),
-                runner_waker: Mutex::new(None),
+                wakers: Mutex::new(None),
                 id: TaskId::random(),
-                handler: spec.handler,
+                handler: u32::try_from(spec.handler).unwrap_or(u32::MAX),
+                timeout_nanos: spec.timeout.map_or(0, |limit| {
+                    u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX).max(1)
+                }),
                 name: spec.name,
-                timeout: spec.timeout,
                 created: clock::now(),
                 started: AtomicU64::new(0),
                 completed: AtomicU64::new(0),
@@ -285,7 +305,9 @@ impl<I: Send + 'static, O: Send + 'static> TaskCell<I, O> {
         if !self.header.try_start() {
             return None;
         }
-        self.header.started.store(clock::now(), Ordering::Relaxed);
+        if self.header.started() == 0 {
+            self.header.set_started(clock::now());
+        }
         // SAFETY: `try_start` set `RUNNING` on an unclaimed, never-started task;
         // only that caller touches `input` from now on (see the type's SAFETY).
         unsafe { (*self.input.get()).take() }
@@ -316,9 +338,15 @@ impl<I: Send + 'static, O: Send + 'static> TaskCell<I, O> {
         }
         // SAFETY: this call set `CLAIMED`; until it sets `SETTLED` below nobody
         // else reads or writes `output`.
-        unsafe { *self.output.get() = Some(result) };
+        unsafe { *self.output.get() = Some(result.map_err(Box::new)) };
         self.header.publish();
         true
+    }
+
+    /// The value a model-checked task settled with, if it succeeded.
+    #[cfg(all(test, protozoa_loom))]
+    pub(crate) fn try_result_for_model(&self) -> Option<O> {
+        self.take_output().and_then(Result::ok)
     }
 
     /// Takes the result if the task has settled.
@@ -328,7 +356,8 @@ impl<I: Send + 'static, O: Send + 'static> TaskCell<I, O> {
         }
         // SAFETY: `SETTLED` is set (acquire), so the settler's write is visible
         // and finished; only the handle, which is unique, reads `output` now.
-        unsafe { (*self.output.get()).take() }
+        let output = unsafe { (*self.output.get()).take() };
+        output.map(|result| result.map_err(|error| *error))
     }
 }
 
@@ -405,7 +434,7 @@ impl<O> Future for ResultFuture<'_, O> {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, protozoa_loom))]
 mod loom_model {
     //! Exhaustive interleavings of the settle-once state machine.
 

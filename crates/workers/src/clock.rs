@@ -18,6 +18,8 @@ struct Epoch {
     clock: quanta::Clock,
     raw: u64,
     instant: Instant,
+    /// Raw ticks per nanosecond, measured once.
+    ticks_per_nano: f64,
 }
 
 fn epoch() -> &'static Epoch {
@@ -26,10 +28,13 @@ fn epoch() -> &'static Epoch {
         let clock = quanta::Clock::new();
         let instant = Instant::now();
         let raw = clock.raw();
+        let span = 1_u64 << 32;
+        let nanos = clock.delta_as_nanos(raw, raw + span).max(1);
         Epoch {
             clock,
             raw,
             instant,
+            ticks_per_nano: span as f64 / nanos as f64,
         }
     })
 }
@@ -50,18 +55,24 @@ pub(crate) fn nanos_between(start: Ticks, end: Ticks) -> u64 {
 }
 
 /// The tick reading `duration` after `start`, saturating at [`NEVER`].
+#[inline]
 pub(crate) fn after(start: Ticks, duration: Duration) -> Ticks {
-    let epoch = epoch();
-    let elapsed = nanos_between(epoch.raw, start);
-    let target = Duration::from_nanos(elapsed).saturating_add(duration);
-    // Convert nanoseconds back to ticks by scaling with the measured ratio.
-    let probe = epoch.raw.saturating_add(1 << 32);
-    let nanos_per_2_32 = epoch.clock.delta_as_nanos(epoch.raw, probe).max(1) as u128;
-    let ticks = (target.as_nanos().saturating_mul(1 << 32)) / nanos_per_2_32;
-    u64::try_from(ticks)
-        .ok()
-        .and_then(|t| epoch.raw.checked_add(t))
-        .unwrap_or(NEVER)
+    start.saturating_add(ticks_in(duration))
+}
+
+/// Ticks in `duration`, saturating.
+pub(crate) fn ticks_in(duration: Duration) -> Ticks {
+    let ticks = duration.as_nanos() as f64 * epoch().ticks_per_nano;
+    if ticks >= NEVER as f64 {
+        NEVER
+    } else {
+        ticks as Ticks
+    }
+}
+
+/// Nanoseconds in a span of `ticks` (a difference of two readings).
+pub(crate) fn ticks_to_nanos(ticks: Ticks) -> u64 {
+    (ticks as f64 / epoch().ticks_per_nano) as u64
 }
 
 /// Converts a tick reading to an `Instant`; `None` for "not yet".

@@ -126,7 +126,10 @@ pub enum TaskError {
     /// The pool was terminated before the task finished.
     #[error("task was terminated with its pool")]
     Terminated,
-    /// No worker has a handler for this task type.
+    /// The worker that took the task has no handler for its type. Threads
+    /// share one handler set, so a thread pool refuses such a task at
+    /// submission instead ([`SubmitErrorReason::UnknownTaskType`]); this is
+    /// what a worker across a process or network boundary answers.
     #[error("no handler for task type `{name}`")]
     UnknownTaskType {
         /// The task type that has no handler.
@@ -238,6 +241,14 @@ pub enum SubmitErrorReason {
     UnknownTaskType {
         /// The task type that has no handler.
         name: String,
+    },
+    /// A per-task option has a value the pool cannot work with.
+    #[error("invalid task option `{option}`: {reason}")]
+    InvalidOption {
+        /// The option's name, as in the request method.
+        option: &'static str,
+        /// Why the value is refused.
+        reason: String,
     },
 }
 

@@ -66,7 +66,8 @@ impl OutcomeCounts {
     }
 }
 
-/// A latency distribution in nanoseconds.
+/// A latency distribution. Samples are recorded in raw clock ticks (cheaper
+/// on the hot path) and read out as durations.
 #[derive(Clone)]
 pub struct Latency {
     histogram: Histogram<u64>,
@@ -81,10 +82,9 @@ impl Default for Latency {
 }
 
 impl Latency {
-    pub(crate) fn record(&mut self, nanos: u64) {
-        // Saturate instead of failing on an absurd value (auto-resize makes
-        // failure impossible short of u64 overflow).
-        let _ = self.histogram.record(nanos.max(1));
+    pub(crate) fn record(&mut self, ticks: u64) {
+        // Auto-resize makes failure impossible short of u64 overflow.
+        let _ = self.histogram.record(ticks.max(1));
     }
 
     fn add(&mut self, other: &Latency) {
@@ -98,7 +98,9 @@ impl Latency {
 
     /// The value at quantile `q` (0.0 to 1.0).
     pub fn quantile(&self, q: f64) -> Duration {
-        Duration::from_nanos(self.histogram.value_at_quantile(q))
+        Duration::from_nanos(crate::clock::ticks_to_nanos(
+            self.histogram.value_at_quantile(q),
+        ))
     }
 
     /// The median.
@@ -113,12 +115,18 @@ impl Latency {
 
     /// The largest sample.
     pub fn max(&self) -> Duration {
-        Duration::from_nanos(self.histogram.max())
+        Duration::from_nanos(crate::clock::ticks_to_nanos(self.histogram.max()))
     }
 
-    /// The underlying HDR histogram (nanoseconds).
+    /// The underlying HDR histogram, in raw clock ticks; see
+    /// [`ticks_per_second`](Self::ticks_per_second) to convert.
     pub fn histogram(&self) -> &Histogram<u64> {
         &self.histogram
+    }
+
+    /// How many ticks of the histogram's unit make one second.
+    pub fn ticks_per_second(&self) -> f64 {
+        crate::clock::ticks_in(Duration::from_secs(1)) as f64
     }
 }
 
@@ -180,8 +188,8 @@ impl Metrics {
 #[derive(Default)]
 pub(crate) struct WorkerMetrics {
     per_type: Vec<TaskTypeMetrics>,
-    /// Nanoseconds spent running tasks.
-    pub(crate) busy_nanos: u64,
+    /// Clock ticks spent running tasks.
+    pub(crate) busy_ticks: u64,
 }
 
 impl WorkerMetrics {
@@ -201,7 +209,7 @@ impl WorkerMetrics {
         wait: u64,
         run: u64,
     ) {
-        self.busy_nanos += run;
+        self.busy_ticks += run;
         let entry = self.entry(handler);
         entry.queue_wait.record(wait);
         entry.run_time.record(run);
@@ -216,6 +224,18 @@ impl WorkerMetrics {
     /// while queued). Timeouts are counted by the watchdog that caused them.
     pub(crate) fn record_outcome(&mut self, handler: usize, outcome: Outcome) {
         self.entry(handler).outcomes.count(outcome);
+    }
+
+    /// Adds `delta`'s figures to these and clears `delta`.
+    pub(crate) fn absorb(&mut self, delta: &mut WorkerMetrics) {
+        self.busy_ticks += std::mem::take(&mut delta.busy_ticks);
+        for (handler, metrics) in delta.per_type.iter_mut().enumerate() {
+            if metrics.outcomes.total() == 0 && metrics.run_time.count() == 0 {
+                continue;
+            }
+            self.entry(handler).add(metrics);
+            *metrics = TaskTypeMetrics::default();
+        }
     }
 
     /// Adds this worker's figures into a snapshot, naming types from `names`.

@@ -133,6 +133,7 @@ impl<S: 'static> PoolBuilder<S> {
             lifecycle: AtomicUsize::new(OPEN),
             workers: slots,
             sleepers: AtomicUsize::new(0),
+            searching: AtomicUsize::new(0),
             live_workers: AtomicUsize::new(count),
             names: catalog.iter().map(|(name, _)| *name).collect(),
             task_types: catalog.iter().map(|(_, task_type)| *task_type).collect(),
@@ -242,6 +243,13 @@ impl<I: Send + 'static, O: Send + 'static> TaskRequest<'_, I, O> {
             }
         };
         if let Some(reason) = shared.refusal() {
+            return Err(SubmitError::new(reason, self.input));
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            let reason = SubmitErrorReason::InvalidOption {
+                option: "timeout",
+                reason: "a zero time limit would fail the task before it starts".to_owned(),
+            };
             return Err(SubmitError::new(reason, self.input));
         }
 
@@ -411,8 +419,14 @@ impl WorkerPool {
             .iter()
             .map(|slot| {
                 let inner = lock(&slot.inner);
-                let running: Vec<TaskId> =
-                    inner.running.iter().map(|r| r.job.header().id()).collect();
+                // Finished tasks linger in the list until the worker's next
+                // registration; a settled task is not shown as running.
+                let running: Vec<TaskId> = inner
+                    .running
+                    .iter()
+                    .filter(|r| !r.job.header().is_settled())
+                    .map(|r| r.job.header().id())
+                    .collect();
                 let state = if inner.stopped_at != 0 {
                     WorkerState::Stopped
                 } else if running.is_empty() {
@@ -441,6 +455,11 @@ impl WorkerPool {
     }
 
     /// Counts and latency histograms per task type, and worker utilization.
+    ///
+    /// Each worker records its tasks privately and publishes them every 10 ms
+    /// while busy and at once when it runs out of work, so a snapshot taken
+    /// the instant a task settles may not include it yet; after
+    /// [`join`](Self::join) every task is included.
     pub fn metrics(&self) -> Metrics {
         let shared = &self.client.shared;
         let mut snapshot = Metrics {
@@ -454,14 +473,14 @@ impl WorkerPool {
             inner
                 .metrics
                 .merge_into(&shared.names, &mut snapshot.task_types);
-            busy += inner.metrics.busy_nanos;
+            busy += inner.metrics.busy_ticks;
             let end = if inner.stopped_at != 0 {
                 inner.stopped_at
             } else {
                 now
             };
             if inner.started_at != 0 {
-                alive += clock::nanos_between(inner.started_at, end);
+                alive += end.saturating_sub(inner.started_at);
             }
         }
         lock(&shared.pool_metrics).merge_into(&shared.names, &mut snapshot.task_types);

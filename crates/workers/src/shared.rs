@@ -4,13 +4,21 @@
 //!
 //! # Sleeping without losing a wake-up
 //!
-//! An idle worker marks its slot `sleeping`, counts itself in `sleepers`, then
-//! looks at the queue once more before it parks. A submitter pushes, then reads
-//! `sleepers`. Both sides put a `SeqCst` fence between their write and their
-//! read, so at least one of them sees the other: either the worker finds the
-//! task, or the submitter finds the sleeper and unparks it. Parking uses a
-//! token (`crossbeam_utils::sync::Parker`), so an unpark that comes before the
-//! park is not lost either.
+//! A worker that finds the queue empty counts itself in `searching` while it
+//! spins. When it gives up, it marks its slot `sleeping`, counts itself in
+//! `sleepers`, leaves `searching`, and looks at the queue once more before it
+//! parks. A submitter pushes, then reads both counters, and wakes a sleeper
+//! only if nobody is searching: a searching worker will find the task itself,
+//! and waking a thread costs the submitter a system call. Both sides put a
+//! `SeqCst` fence between their writes and their reads, so at least one of
+//! them sees the other: either the worker finds the task, or the submitter
+//! sees no searcher and a sleeper, and unparks it. Parking uses a token
+//! (`crossbeam_utils::sync::Parker`), so an unpark that comes before the park
+//! is not lost either.
+//!
+//! A searching worker that finds a task while more wait and nobody else
+//! searches wakes the next sleeper itself, so a burst fans out to every worker
+//! without each submission paying for a wake-up.
 //!
 //! # Closing without stranding a task
 //!
@@ -100,6 +108,8 @@ pub(crate) struct Shared {
     pub(crate) lifecycle: AtomicUsize,
     pub(crate) workers: Box<[WorkerSlot]>,
     pub(crate) sleepers: AtomicUsize,
+    /// Workers awake and looking for a task.
+    pub(crate) searching: AtomicUsize,
     pub(crate) live_workers: AtomicUsize,
     pub(crate) names: Vec<&'static str>,
     pub(crate) task_types: Vec<std::any::TypeId>,
@@ -146,7 +156,9 @@ impl Shared {
     pub(crate) fn push(&self, job: Arc<dyn Job>) -> usize {
         self.queue.push(job);
         fence(Ordering::SeqCst);
-        self.wake_one();
+        if self.searching.load(Ordering::Relaxed) == 0 {
+            self.wake_one();
+        }
         self.lifecycle.load(Ordering::Relaxed)
     }
 
@@ -249,3 +261,111 @@ impl Shared {
 /// Stamp of the watchdog's next planned wake-up; used by workers to decide
 /// whether a new deadline needs it earlier.
 pub(crate) type NextWake = AtomicU64;
+
+#[cfg(all(test, protozoa_loom))]
+mod loom_model {
+    //! The submit/close protocol of this module under every interleaving. The
+    //! lock-free queue is replaced by a loom mutex around a `VecDeque` (loom
+    //! cannot see inside crossbeam); the steps and orderings are those of
+    //! `Shared::push`, `Shared::close`, `Shared::may_leave` and the worker loop.
+
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+
+    use loom::sync::atomic::{fence, AtomicUsize, Ordering};
+    use loom::sync::Mutex;
+    use loom::thread;
+
+    use super::{CLOSED, OPEN};
+    use crate::cell::{CellSpec, TaskCell};
+
+    type Cell = Arc<TaskCell<u32, u32>>;
+
+    struct Model {
+        queue: Mutex<VecDeque<Cell>>,
+        lifecycle: AtomicUsize,
+    }
+
+    /// `TaskRequest::submit` with `Shared::push`.
+    fn submit(model: &Model, cell: &Cell) -> Result<(), u32> {
+        if model.lifecycle.load(Ordering::SeqCst) != OPEN {
+            return Err(7);
+        }
+        model.queue.lock().unwrap().push_back(Arc::clone(cell));
+        fence(Ordering::SeqCst);
+        if model.lifecycle.load(Ordering::Relaxed) != OPEN {
+            if let Some(input) = cell.withdraw() {
+                return Err(input);
+            }
+        }
+        Ok(())
+    }
+
+    /// `Shared::close`.
+    fn close(model: &Model) {
+        let _ = model
+            .lifecycle
+            .compare_exchange(OPEN, CLOSED, Ordering::SeqCst, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// The worker loop: run what is queued; leave once closed and drained.
+    fn work(model: &Model) {
+        loop {
+            let job = model.queue.lock().unwrap().pop_front();
+            if let Some(job) = job {
+                if let Some(input) = job.start() {
+                    job.settle(Ok(input + 1));
+                }
+                continue;
+            }
+            if model.lifecycle.load(Ordering::SeqCst) != OPEN {
+                fence(Ordering::SeqCst);
+                if model.queue.lock().unwrap().is_empty() {
+                    return;
+                }
+            }
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_task_submitted_while_the_pool_closes_runs_or_is_handed_back() {
+        loom::model(|| {
+            let model = Arc::new(Model {
+                queue: Mutex::new(VecDeque::new()),
+                lifecycle: AtomicUsize::new(OPEN),
+            });
+            let cell: Cell = TaskCell::new(
+                CellSpec {
+                    handler: 0,
+                    name: "model",
+                    timeout: None,
+                },
+                7,
+            );
+
+            let worker = {
+                let model = Arc::clone(&model);
+                thread::spawn(move || work(&model))
+            };
+            let submitter = {
+                let (model, cell) = (Arc::clone(&model), Arc::clone(&cell));
+                thread::spawn(move || submit(&model, &cell))
+            };
+            close(&model);
+            let submitted = submitter.join().unwrap();
+            worker.join().unwrap();
+
+            match submitted {
+                // Accepted: the worker ran it before leaving.
+                Ok(()) => assert_eq!(cell.try_result_for_model(), Some(8)),
+                // Refused: the input came back and nothing ran.
+                Err(input) => {
+                    assert_eq!(input, 7);
+                    assert_eq!(cell.try_result_for_model(), None);
+                }
+            }
+        });
+    }
+}

@@ -8,10 +8,11 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use crossbeam_utils::sync::Parker;
 
-use crate::cell::Job;
-use crate::clock::{self, NEVER};
+use crate::cell::{Job, Outcome};
+use crate::clock::{self, Ticks, NEVER};
 use crate::error::{HandlerError, TaskError};
 use crate::handlers::{Handlers, LocalFuture, Run};
+use crate::metrics::WorkerMetrics;
 use crate::options::LogLevel;
 use crate::shared::{Control, Running, Shared, Signal, TERMINATED, WAKE_ASYNC, WAKE_CONTROL};
 use crate::sync::{fence, lock, Ordering};
@@ -53,6 +54,22 @@ struct Worker<S> {
     lost_state: bool,
     local: Vec<Option<LocalTask>>,
     local_count: usize,
+    /// Whether this worker counts itself in `Shared::searching`.
+    searching: bool,
+    /// The pool's default time limit in ticks ([`NEVER`] for none).
+    default_timeout: u64,
+    /// Measurements not yet published to the worker's shared slot.
+    metrics: WorkerMetrics,
+    tasks_done: u64,
+    /// Finished tasks still listed as running in the shared slot; they are
+    /// removed together with the next registration, under one lock.
+    retired: Vec<Arc<dyn Job>>,
+    /// When the last task settled, if the worker has been busy since: the
+    /// next task's start (one clock reading serves both).
+    last_tick: Ticks,
+    /// When measurements were last published.
+    last_flush: Ticks,
+    flush_every: Ticks,
 }
 
 /// The worker thread's body.
@@ -71,7 +88,20 @@ pub(crate) fn run<S: 'static>(
         lost_state: false,
         local: Vec::new(),
         local_count: 0,
+        searching: false,
+        default_timeout: NEVER,
+        metrics: WorkerMetrics::default(),
+        tasks_done: 0,
+        retired: Vec::new(),
+        last_tick: 0,
+        last_flush: 0,
+        flush_every: clock::ticks_in(FLUSH_INTERVAL),
     };
+    worker.default_timeout = worker
+        .shared
+        .options
+        .task_timeout
+        .map_or(NEVER, clock::ticks_in);
     lock(&worker.shared.workers[id].inner).started_at = clock::now();
     if worker.shared.logs(LogLevel::Info) {
         tracing::info!(worker = id, "worker started");
@@ -110,17 +140,24 @@ impl<S: 'static> Worker<S> {
             // A new task, if there is room for one.
             if self.local_count < max_concurrent {
                 if let Some(job) = self.shared.pop() {
+                    self.stop_searching();
                     self.run_job(job, &handlers);
                     idle_rounds = 0;
                     continue;
                 }
+                self.start_searching();
             }
             if pending != 0 {
                 continue;
             }
 
-            // Nothing to do: leave if the pool is closed and drained, else
-            // spin a little (a burst often follows), then sleep.
+            // Nothing to do: publish what was measured, leave if the pool is
+            // closed and drained, else spin a little (a burst often follows),
+            // then sleep.
+            self.last_tick = 0;
+            if idle_rounds == 0 {
+                self.flush();
+            }
             if self.local_count == 0 && self.shared.may_leave() {
                 return;
             }
@@ -134,6 +171,28 @@ impl<S: 'static> Worker<S> {
         }
     }
 
+    /// Counts this worker among those looking for a task.
+    fn start_searching(&mut self) {
+        if !self.searching {
+            self.searching = true;
+            self.shared.searching.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Stops counting this worker as searching, having found a task; if more
+    /// wait and nobody else searches, wakes the next sleeper (see `shared`).
+    fn stop_searching(&mut self) {
+        if !self.searching {
+            return;
+        }
+        self.searching = false;
+        if self.shared.searching.fetch_sub(1, Ordering::SeqCst) == 1
+            && !self.shared.queue.is_empty()
+        {
+            self.shared.wake_one();
+        }
+    }
+
     /// Parks until woken. A worker that can take a task announces itself as
     /// a sleeper first (see `shared` for why no wake-up is lost).
     fn sleep(&mut self, can_take_task: bool) {
@@ -144,10 +203,14 @@ impl<S: 'static> Worker<S> {
         }
         slot.sleeping.store(true, Ordering::SeqCst);
         self.shared.sleepers.fetch_add(1, Ordering::SeqCst);
+        if self.searching {
+            self.searching = false;
+            self.shared.searching.fetch_sub(1, Ordering::SeqCst);
+        }
         fence(Ordering::SeqCst);
         let stay_awake = !self.shared.queue.is_empty()
             || slot.signal.pending.load(Ordering::SeqCst) != 0
-            || self.shared.may_leave();
+            || (self.local_count == 0 && self.shared.may_leave());
         if !stay_awake {
             self.parker.park();
         }
@@ -166,23 +229,35 @@ impl<S: 'static> Worker<S> {
         if header.is_claimed() {
             // Cancelled (or withdrawn) while queued: nothing to run.
             if let Some(outcome) = header.outcome() {
-                lock(&self.shared.workers[self.info.id].inner)
-                    .metrics
-                    .record_outcome(header.handler(), outcome);
+                self.metrics.record_outcome(header.handler(), outcome);
             }
             return;
         }
 
         // Register it as running, so that the watchdog, status() and
-        // terminate() can see it.
-        let timeout = header.timeout().or(self.shared.options.task_timeout);
-        let deadline = timeout.map_or(NEVER, |limit| clock::after(clock::now(), limit));
-        lock(&self.shared.workers[self.info.id].inner)
-            .running
-            .push(Running {
+        // terminate() can see it; retire finished tasks under the same lock.
+        let now = match std::mem::take(&mut self.last_tick) {
+            0 => clock::now(),
+            tick => tick,
+        };
+        header.set_started(now);
+        let deadline = match header.timeout() {
+            Some(limit) => clock::after(now, limit),
+            None => now.saturating_add(self.default_timeout),
+        };
+        {
+            let mut inner = lock(&self.shared.workers[self.info.id].inner);
+            retire(&mut inner.running, &mut self.retired);
+            inner.running.push(Running {
                 job: Arc::clone(&job),
                 deadline,
             });
+            if now.saturating_sub(self.last_flush) >= self.flush_every {
+                self.last_flush = now;
+                inner.metrics.absorb(&mut self.metrics);
+                inner.tasks_done += std::mem::take(&mut self.tasks_done);
+            }
+        }
         if deadline != NEVER {
             self.shared.watchdog.watch(deadline);
         }
@@ -218,28 +293,48 @@ impl<S: 'static> Worker<S> {
         }
     }
 
-    /// Records a task as no longer running on this worker.
+    /// Records a task that no longer runs on this worker. Its entry in the
+    /// shared running list goes with the next registration or [`flush`].
+    ///
+    /// [`flush`]: Self::flush
     fn finish(&mut self, job: &Arc<dyn Job>) {
-        let now = clock::now();
         let header = job.header();
         let started = header.started();
-        let mut inner = lock(&self.shared.workers[self.info.id].inner);
-        if let Some(position) = inner.running.iter().position(|r| Arc::ptr_eq(&r.job, job)) {
-            inner.running.swap_remove(position);
-        }
+        // The settle stamped `completed`; a task that has not settled yet (an
+        // async one dropped at leave) ends now.
+        let completed = match header.completed() {
+            0 => clock::now(),
+            stamp => stamp,
+        };
         let outcome = header.outcome();
+        if matches!(outcome, Some(Outcome::Failed | Outcome::Cancelled))
+            && self.shared.logs(LogLevel::Debug)
+        {
+            tracing::debug!(worker = self.info.id, task = %header.id(), task_type = header.name(),
+                outcome = ?outcome, "task did not succeed");
+        }
         if started == 0 {
             if let Some(outcome) = outcome {
-                inner.metrics.record_outcome(header.handler(), outcome);
+                self.metrics.record_outcome(header.handler(), outcome);
             }
         } else {
-            let wait = clock::nanos_between(header.created(), started);
-            let run = clock::nanos_between(started, now);
-            inner
-                .metrics
+            let wait = started.saturating_sub(header.created());
+            let run = completed.saturating_sub(started);
+            self.metrics
                 .record_run(header.handler(), outcome, wait, run);
-            inner.tasks_done += 1;
+            self.tasks_done += 1;
+            self.last_tick = completed;
         }
+        self.retired.push(Arc::clone(job));
+    }
+
+    /// Publishes measurements and removes finished tasks from the shared slot.
+    fn flush(&mut self) {
+        let mut inner = lock(&self.shared.workers[self.info.id].inner);
+        retire(&mut inner.running, &mut self.retired);
+        inner.metrics.absorb(&mut self.metrics);
+        inner.tasks_done += std::mem::take(&mut self.tasks_done);
+        self.last_flush = self.last_tick;
     }
 
     /// Settles a task whose handler panicked and drops the worker's state, so
@@ -260,10 +355,16 @@ impl<S: 'static> Worker<S> {
     }
 
     /// Builds the worker's state if it has none ("initialize").
+    #[inline]
     fn ensure_state(&mut self) -> Result<(), HandlerError> {
         if self.state.is_some() {
             return Ok(());
         }
+        self.build_state()
+    }
+
+    #[cold]
+    fn build_state(&mut self) -> Result<(), HandlerError> {
         let built = catch_unwind(AssertUnwindSafe(|| self.handlers.initialize(&self.info)))
             .unwrap_or_else(|panic| {
                 Err(HandlerError::new(format!(
@@ -386,17 +487,22 @@ impl<S: 'static> Worker<S> {
     /// (their tasks were settled by `terminate()`), and tells the watchdog if
     /// this was the last worker.
     fn leave(&mut self) {
+        if self.searching {
+            self.searching = false;
+            self.shared.searching.fetch_sub(1, Ordering::SeqCst);
+        }
         let last_requests = lock(&self.shared.workers[self.info.id].control).take();
         for request in last_requests.unwrap_or_default() {
             self.serve(request);
         }
-        let slot = &self.shared.workers[self.info.id];
-        for task in self.local.drain(..).flatten() {
+        for task in std::mem::take(&mut self.local).into_iter().flatten() {
             task.job.fail(TaskError::Terminated);
+            self.finish(&task.job);
         }
         self.local_count = 0;
+        self.flush();
         {
-            let mut inner = lock(&slot.inner);
+            let mut inner = lock(&self.shared.workers[self.info.id].inner);
             inner.stopped_at = clock::now();
             inner.running.clear();
         }
@@ -405,6 +511,19 @@ impl<S: 'static> Worker<S> {
         }
         if self.shared.live_workers.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.watchdog.stop();
+        }
+    }
+}
+
+/// How often a busy worker publishes its measurements; an idle one publishes
+/// at once.
+const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Removes finished tasks from a worker's shared running list.
+fn retire(running: &mut Vec<Running>, retired: &mut Vec<Arc<dyn Job>>) {
+    for job in retired.drain(..) {
+        if let Some(position) = running.iter().position(|r| Arc::ptr_eq(&r.job, &job)) {
+            running.swap_remove(position);
         }
     }
 }
