@@ -67,6 +67,8 @@ impl Iterator for Near<'_> {
 #[derive(Debug, Default)]
 pub struct Grid {
     cell: f32,
+    /// `1 / cell`: placing a point multiplies instead of dividing.
+    inv_cell: f32,
     origin: [f32; 3],
     dims: [usize; 3],
     /// Where each cell's particles start in the arrays, then the end.
@@ -238,7 +240,7 @@ impl Grid {
     /// The cell coordinate of `v` along `axis`, clamped into the grid.
     #[inline]
     fn axis_cell(&self, axis: usize, v: f32) -> usize {
-        let at = ((v - self.origin[axis]) / self.cell).max(0.0) as usize;
+        let at = ((v - self.origin[axis]) * self.inv_cell).max(0.0) as usize;
         at.min(self.dims[axis] - 1)
     }
 
@@ -269,6 +271,7 @@ impl Grid {
             }
             self.cell *= 2.0;
         }
+        self.inv_cell = 1.0 / self.cell;
     }
 
     /// The cell index of `p`, clamped into the grid.
