@@ -89,7 +89,10 @@ pub fn add_pair_sight(
     } else {
         0.0
     };
-    let push = if d2 > 0.0 { seen / d2 } else { 0.0 };
+    // `1 / d2` as the square of `1 / sqrt(d2)`: the force kernel computes the same
+    // reciprocal for the same pair, so where both run together it is computed once.
+    let inv = if d2 > 0.0 { 1.0 / d2.sqrt() } else { 0.0 };
+    let push = seen * (inv * inv);
     let (va, vb) = (point(velocities, a.index), point(velocities, b.index));
     let (pa, pb) = (point(positions, a.index), point(positions, b.index));
     see(own, scale(d, -push), scale(vb, seen), scale(pb, seen), seen);
