@@ -18,7 +18,7 @@ mod work;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use scenarios::{batch, dispatch, ipc, mixed, transfer, wake};
+use scenarios::{batch, dispatch, ipc, mixed, sim, transfer, wake};
 
 /// Benchmarks of protozoa-workers against its peers, side by side in one run.
 #[derive(Parser)]
@@ -39,6 +39,8 @@ enum Command {
     /// A 60 fps frame loop with deadlines beside background work: missed deadlines and
     /// background throughput.
     Mixed(mixed::MixedArgs),
+    /// The default Bitcoin Protozoa scene on 1 and 2 workers and directly: frames per second.
+    Sim(sim::SimArgs),
     /// Round trip of a tiny message to another process: µs per round trip.
     Ipc(ipc::IpcArgs),
     /// Tasks taking a 64 MiB f32 buffer in another process: ms per task.
@@ -58,6 +60,7 @@ fn main() -> Result<()> {
         Command::Batch(args) => batch::run(args),
         Command::Wake(args) => wake::run(args),
         Command::Mixed(args) => mixed::run(args),
+        Command::Sim(args) => sim::run(args),
         Command::Ipc(args) => ipc::run(args),
         Command::Transfer(args) => transfer::run(args),
         Command::SocketChild { mode } => child::serve(*mode),

@@ -215,6 +215,9 @@ fn metrics_count_outcomes_and_measure_latency_per_task_type() {
         .submit()
         .unwrap()
         .wait();
+    // Workers publish their measurements when idle; after join, all are in.
+    pool.close();
+    pool.join();
 
     let metrics = pool.metrics();
     let double = &metrics.task_types["double"];

@@ -4,14 +4,13 @@
 //! [`crate::peers::contenders`]; the process scenarios (`ipc`, `transfer`) have their own
 //! contender traits, [`ipc::RoundTrip`] and [`transfer::Carry`].
 //!
-//! The `sim` scenario (the default scene on process workers against thread workers) belongs
-//! here as one more module with its `Args` and `run`, and one more variant of the command enum
-//! in `main.rs`; it needs the simulation crate's scene, so it comes with it.
+//! The `sim` scenario runs the simulation crate's default scene on the pool and directly.
 
 pub mod batch;
 pub mod dispatch;
 pub mod ipc;
 pub mod mixed;
+pub mod sim;
 pub mod transfer;
 pub mod wake;
 
