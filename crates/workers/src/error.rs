@@ -160,6 +160,16 @@ pub enum TaskError {
         /// What its initializer returned.
         error: HandlerError,
     },
+    /// The worker process running the task died, or broke the protocol and
+    /// was killed; a fresh process takes its place before the next task.
+    #[error("worker {worker} crashed: {cause}")]
+    WorkerCrashed {
+        /// The worker's id.
+        worker: usize,
+        /// How it ended ("killed by SIGSEGV", "exited with code 3") or what it
+        /// did wrong ("sent a garbled frame: ...").
+        cause: String,
+    },
 }
 
 impl TaskError {
@@ -174,7 +184,8 @@ impl TaskError {
             TaskError::UnknownTaskType { .. }
             | TaskError::InvalidInput { .. }
             | TaskError::InvalidOutput { .. }
-            | TaskError::WorkerUnavailable { .. } => TaskErrorKind::Failed,
+            | TaskError::WorkerUnavailable { .. }
+            | TaskError::WorkerCrashed { .. } => TaskErrorKind::Failed,
         }
     }
 }

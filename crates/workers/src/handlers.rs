@@ -40,6 +40,9 @@ pub(crate) struct Entry<S> {
     pub(crate) name: &'static str,
     pub(crate) task_type: TypeId,
     pub(crate) run: Run<S>,
+    /// How the task's data crosses to a worker process.
+    #[cfg(target_os = "linux")]
+    pub(crate) codec: crate::process::codec::JobCodec,
 }
 
 /// The handlers every worker of a pool runs, and its state's life cycle.
@@ -128,6 +131,8 @@ impl<S: 'static> Handlers<S> {
             name: T::NAME,
             task_type: TypeId::of::<T>(),
             run: Run::Sync(Box::new(run)),
+            #[cfg(target_os = "linux")]
+            codec: crate::process::codec::JobCodec::of::<T>(),
         });
         self
     }
@@ -185,6 +190,8 @@ impl<S: 'static> Handlers<S> {
             name: T::NAME,
             task_type: TypeId::of::<T>(),
             run: Run::Async(Box::new(run)),
+            #[cfg(target_os = "linux")]
+            codec: crate::process::codec::JobCodec::of::<T>(),
         });
         self
     }

@@ -98,6 +98,20 @@ impl<S: 'static> PoolBuilder<S> {
         self
     }
 
+    /// Runs the handlers in worker processes, one per worker, started from
+    /// `options.program` (by default the current executable, which must call
+    /// [`serve_if_worker`](crate::process::serve_if_worker) first thing in `main`).
+    #[cfg(target_os = "linux")]
+    pub fn process_workers(
+        self,
+        options: crate::process::ProcessOptions,
+    ) -> PoolBuilder<crate::process::Proxy> {
+        PoolBuilder {
+            handlers: crate::process::proxy::proxy_handlers(self.handlers, options),
+            options: self.options,
+        }
+    }
+
     /// Checks the options and starts the workers.
     pub fn build(self) -> Result<WorkerPool, BuildError> {
         self.options.validate()?;

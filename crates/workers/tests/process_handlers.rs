@@ -6,7 +6,7 @@ mod process_support;
 
 use process_support::Peer;
 use protozoa_workers::process::codec::task_error;
-use protozoa_workers::process::host::{serve_handlers, WireCodecs};
+use protozoa_workers::process::host::serve_handlers;
 use protozoa_workers::process::wire::{FailureKind, Frame, Message, Run};
 use protozoa_workers::process::worker_side::WorkerEnv;
 use protozoa_workers::{HandlerError, Handlers, Task, TaskError};
@@ -127,7 +127,7 @@ impl Task for Fill {
     type Output = Blob;
 }
 
-/// Registered, but without a wire codec.
+/// Not registered in the worker.
 struct Local;
 impl Task for Local {
     const NAME: &'static str = "local";
@@ -159,7 +159,6 @@ fn handlers() -> Handlers<u64> {
             Ok((sum, matches!(blob, Blob::Mapped(_))))
         })
         .handler::<Fill>(|_, (n, value), _| Ok(Blob::new(vec![value; n])))
-        .handler::<Local>(|_, (), _| Ok(()))
 }
 
 #[test]
@@ -167,16 +166,7 @@ fn worker_entry() {
     let Some(env) = WorkerEnv::from_env().expect("worker environment") else {
         return;
     };
-    let codecs = WireCodecs::new()
-        .task::<Add>()
-        .task::<Count>()
-        .task::<Refuse>()
-        .task::<Boom>()
-        .task::<Double>()
-        .task::<Wait>()
-        .task::<PageSum>()
-        .task::<Fill>();
-    let code = i32::from(serve_handlers(env, handlers(), codecs).is_err());
+    let code = i32::from(serve_handlers(env, &handlers()).is_err());
     std::process::exit(code);
 }
 
@@ -266,7 +256,7 @@ fn handler_error_keeps_its_message_and_permanence() {
 }
 
 #[test]
-fn task_without_a_codec_is_unknown_in_the_worker() {
+fn task_type_the_worker_does_not_serve_is_unknown() {
     let mut peer = Peer::start(1);
     let error = run::<Local>(&mut peer, &()).expect_err("unknown");
     assert_eq!(

@@ -86,6 +86,12 @@ impl ChannelReader {
     pub fn stream(&self) -> &UnixStream {
         &self.inner.get_ref().stream
     }
+
+    /// Whether bytes already read from the socket wait in the buffer, so that the next
+    /// [`recv`](Self::recv) may not need the socket to be readable.
+    pub fn has_buffered(&self) -> bool {
+        !self.inner.buffer().is_empty()
+    }
 }
 
 /// The writing half of a channel.

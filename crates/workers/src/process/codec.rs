@@ -13,7 +13,6 @@
 //!
 //! A failed reply becomes a [`TaskError`] through [`task_error`], the same for every type.
 
-use std::any::TypeId;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -43,14 +42,9 @@ pub struct Encoded {
 }
 
 /// How one task type's data crosses the channel.
-///
-/// The pool-side half (`take_input`, `settle_output`) has no caller until the pool's process
-/// backend dispatches jobs to worker processes; it is exercised by this module's tests.
 #[derive(Clone, Copy)]
-#[allow(dead_code)]
 pub struct JobCodec {
     name: &'static str,
-    task_type: TypeId,
     take_input: TakeInput,
     settle_output: SettleOutput,
     job_from_input: JobFromInput,
@@ -70,7 +64,6 @@ impl JobCodec {
     pub fn of<T: Task>() -> Self {
         JobCodec {
             name: T::NAME,
-            task_type: TypeId::of::<T>(),
             take_input: take_input::<T>,
             settle_output: settle_output::<T>,
             job_from_input: job_from_input::<T>,
@@ -83,21 +76,15 @@ impl JobCodec {
         self.name
     }
 
-    pub(crate) fn task_type(&self) -> TypeId {
-        self.task_type
-    }
-
     /// Pool side: starts `job` and encodes its input; `None` if the job was already claimed
     /// (cancelled, terminated) or started. An input that does not encode is an error the
     /// caller settles the job with.
-    #[allow(dead_code)]
     pub(crate) fn take_input(&self, job: &dyn Job) -> Option<Result<Encoded, TaskError>> {
         (self.take_input)(job)
     }
 
     /// Pool side: decodes a `Done` reply's output and settles `job` with it (or with the
     /// decoding error). Returns whether this settled the job.
-    #[allow(dead_code)]
     pub(crate) fn settle_output(
         &self,
         job: &dyn Job,

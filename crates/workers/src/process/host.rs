@@ -7,12 +7,8 @@
 //! its result is encoded back. A `Cancel` from the pool settles the local job, so the
 //! handler's `TaskContext::is_cancelled` turns true as it would in a thread.
 //!
-//! Limits, each lifted by work in the pool's core rather than here:
-//! - the codecs are listed beside the handlers ([`WireCodecs`]) because the registry keeps
-//!   no per-type encoder; a `JobCodec` stored by `Handlers::handler` and
-//!   `Handlers::async_handler` would make the list unnecessary;
-//! - async handlers run one at a time in a worker process (`max_concurrent_tasks` is not
-//!   honoured yet): the request loop hands over one request at a time.
+//! Limit: async handlers run one at a time in a worker process (`max_concurrent_tasks` is not
+//! honoured): the request loop hands over one request at a time.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -29,61 +25,80 @@ use super::worker_side::{
 use crate::cell::Job;
 use crate::error::TaskError;
 use crate::handlers::{Handlers, LocalFuture, Run};
-use crate::task::{Task, WorkerInfo};
+use crate::task::WorkerInfo;
 use crate::worker::panic_message;
 
-/// The wire codecs of the task types a worker process serves.
-#[derive(Debug, Default)]
-pub struct WireCodecs {
-    codecs: Vec<JobCodec>,
+/// The worker program's entry point: call it first thing in `main` with the handlers of the
+/// pool's task types.
+///
+/// If this process was started as a worker process (its environment names an inherited
+/// channel), it serves `handlers` until the pool closes the channel and returns `true`: the
+/// caller should then exit. Otherwise it returns `false` at once. Events are logged through
+/// `tracing` to stderr, with the worker id, unless the program installed a subscriber already.
+/// A channel that breaks (the pool sent a frame this side refuses) is logged and ends the
+/// process with exit code 2, which the pool reports with the task that was running.
+///
+/// ```no_run
+/// use protozoa_workers::{process, Handlers};
+///
+/// fn main() {
+///     let handlers = Handlers::stateless();
+///     if process::serve_if_worker(&handlers) {
+///         return;
+///     }
+///     // ... build the pool with `.process_workers(...)` and submit work
+/// }
+/// ```
+pub fn serve_if_worker<S: 'static>(handlers: &Handlers<S>) -> bool {
+    let env = match WorkerEnv::from_env() {
+        Ok(Some(env)) => env,
+        Ok(None) => return false,
+        Err(error) => {
+            eprintln!("protozoa worker: cannot start: {error}");
+            std::process::exit(2);
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
+    let span = tracing::info_span!("worker", id = env.worker_id);
+    let _entered = span.enter();
+    tracing::debug!(pid = std::process::id(), "worker process serving");
+    if let Err(error) = serve_handlers(env, handlers) {
+        tracing::error!(%error, "worker process stops");
+        std::process::exit(2);
+    }
+    true
 }
 
-impl WireCodecs {
-    /// No task type yet.
-    pub fn new() -> Self {
-        WireCodecs::default()
-    }
-
-    /// Adds task type `T`.
-    #[must_use]
-    pub fn task<T: Task>(mut self) -> Self {
-        self.codecs.push(JobCodec::of::<T>());
-        self
-    }
-}
-
-/// Serves `handlers` over the inherited channel until the pool closes it. Task types without
-/// a codec in `codecs` are not announced and are answered as unknown.
+/// Serves `handlers` over the inherited channel until the pool closes it.
 pub fn serve_handlers<S: 'static>(
     env: WorkerEnv,
-    handlers: Handlers<S>,
-    codecs: WireCodecs,
+    handlers: &Handlers<S>,
 ) -> Result<(), WorkerSideError> {
     let worker = usize::try_from(env.worker_id).unwrap_or(usize::MAX);
-    let mut host = HandlerHost::new(handlers, &codecs, worker);
+    let mut host = HandlerHost::new(handlers, worker);
     let names = host.task_names();
     serve(env, names, |request| host.handle(request))
 }
 
 /// The registry, the worker's state, and the route from task name to handler and codec.
-struct HandlerHost<S> {
-    handlers: Handlers<S>,
+struct HandlerHost<'h, S> {
+    handlers: &'h Handlers<S>,
     routes: HashMap<&'static str, (usize, JobCodec)>,
     info: WorkerInfo,
     state: Option<S>,
 }
 
-impl<S: 'static> HandlerHost<S> {
-    fn new(handlers: Handlers<S>, codecs: &WireCodecs, worker: usize) -> Self {
+impl<'h, S: 'static> HandlerHost<'h, S> {
+    fn new(handlers: &'h Handlers<S>, worker: usize) -> Self {
         let mut routes = HashMap::new();
         for (index, entry) in handlers.entries.iter().enumerate() {
-            let codec = codecs
-                .codecs
-                .iter()
-                .find(|c| c.task_type() == entry.task_type);
-            if let Some(codec) = codec {
-                routes.insert(entry.name, (index, *codec));
-            }
+            routes.insert(entry.name, (index, entry.codec));
         }
         HandlerHost {
             handlers,

@@ -7,7 +7,10 @@
 //! - [`shm`]: sealed shared memory segments and the caches that keep them mapped;
 //! - [`child`]: starting, limiting, killing and reaping a worker process;
 //! - [`worker_side`]: the loop a worker process runs to serve the pool;
-//! - [`host`]: that loop running a pool's `Handlers`, as a thread worker would.
+//! - [`host`]: that loop running a pool's `Handlers`, as a thread worker would, and the
+//!   program's entry point [`serve_if_worker`];
+//! - [`proxy`]: the pool's side, where each worker thread's state is a connection to its own
+//!   worker process and each handler forwards its tasks there ([`ProcessOptions`]).
 //!
 //! Linux only: sealed memory files and the parent-death signal have no portable equivalent.
 
@@ -16,6 +19,10 @@ pub mod child;
 pub mod codec;
 pub mod handoff;
 pub mod host;
+pub mod proxy;
 pub mod shm;
 pub mod wire;
 pub mod worker_side;
+
+pub use host::serve_if_worker;
+pub use proxy::{ProcessOptions, Proxy};
