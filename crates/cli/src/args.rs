@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use protozoa_workers::LogLevel;
 
 /// Bitcoin Protozoa: creatures born from Bitcoin blocks, simulated on a worker pool.
@@ -34,9 +34,13 @@ pub struct SimulateArgs {
     /// Frames to simulate (60 a simulated second)
     #[arg(long, value_name = "N", default_value_t = 600)]
     pub frames: u64,
-    /// Worker threads [default: all cores]
+    /// Workers [default: all cores]
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// What a worker is: a thread, or a child process (isolated; crashes and time limits
+    /// cannot take the program down)
+    #[arg(long, value_enum, default_value_t = Backend::Thread)]
+    pub backend: Backend,
     /// A block height from the embedded set (or from --api); repeatable
     #[arg(long = "block", value_name = "HEIGHT")]
     pub blocks: Vec<u64>,
@@ -58,6 +62,25 @@ pub struct SimulateArgs {
     /// Log level: none, error, warn, info, debug
     #[arg(long, value_name = "LEVEL", default_value = "error")]
     pub log_level: LogLevel,
+}
+
+/// The kind of worker the pool runs.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Worker threads in this process.
+    Thread,
+    /// Worker processes started from this program.
+    Process,
+}
+
+impl Backend {
+    /// The name the summary reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Thread => "thread",
+            Backend::Process => "process",
+        }
+    }
 }
 
 impl SimulateArgs {

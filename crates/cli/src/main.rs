@@ -19,10 +19,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use protozoa_sim::scene::Scene;
 use protozoa_workers::{LogLevel, WorkerPool};
 
-use args::{Cli, SimulateArgs};
+use args::{Backend, Cli, SimulateArgs};
 use report::{FrameTimes, Summary};
 
 fn main() -> ExitCode {
+    // Started as a worker process of a pool: serve the simulation's handlers, then exit.
+    #[cfg(target_os = "linux")]
+    if protozoa_workers::process::serve_if_worker(&protozoa_sim::handlers()) {
+        return ExitCode::SUCCESS;
+    }
+
     let args = match Cli::try_parse() {
         Ok(cli) => cli.into_simulate(),
         Err(e) if !e.use_stderr() => {
@@ -62,11 +68,7 @@ fn simulate(args: &SimulateArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot write picture {}: {e}", args.png.display()))?;
 
     let workers = args.worker_count();
-    let pool = WorkerPool::builder(protozoa_sim::handlers())
-        .workers(workers)
-        .log_level(args.log_level)
-        .build()
-        .map_err(|e| format!("cannot start the pool: {e}"))?;
+    let pool = build_pool(args.backend, workers, args.log_level)?;
     let run = run(args, &pool);
 
     // Every task has settled; once the workers have stopped, their metrics are complete.
@@ -79,6 +81,7 @@ fn simulate(args: &SimulateArgs) -> Result<(), String> {
         particles: scene.particles(),
         frames: args.frames,
         workers,
+        backend: args.backend.name(),
         tasks: metrics.totals().done,
         utilization: metrics.utilization,
         checksum: scene.checksum(),
@@ -94,6 +97,23 @@ fn simulate(args: &SimulateArgs) -> Result<(), String> {
         print!("{}", summary.table(&args.png));
     }
     Ok(())
+}
+
+/// A pool of `workers` workers of the `backend` kind running the simulation's handlers.
+fn build_pool(backend: Backend, workers: usize, log_level: LogLevel) -> Result<WorkerPool, String> {
+    let builder = WorkerPool::builder(protozoa_sim::handlers())
+        .workers(workers)
+        .log_level(log_level);
+    let built = match backend {
+        Backend::Thread => builder.build(),
+        #[cfg(target_os = "linux")]
+        Backend::Process => builder
+            .process_workers(protozoa_workers::process::ProcessOptions::new())
+            .build(),
+        #[cfg(not(target_os = "linux"))]
+        Backend::Process => return Err("--backend process needs Linux".into()),
+    };
+    built.map_err(|e| format!("cannot start the pool: {e}"))
 }
 
 /// Builds the scene and runs the frames, each timed from submission to the last creature's

@@ -123,6 +123,18 @@ fn one_two_and_three_workers_give_the_same_checksum() {
 }
 
 #[test]
+fn process_backend_gives_the_same_checksum_as_thread_backend() {
+    let run = |backend| {
+        let args = ["--creatures", "5", "--frames", "6", "--workers", "2", "--backend", backend];
+        summary(&args)
+    };
+    let (thread, process) = (run("thread"), run("process"));
+    assert_eq!(thread["backend"], "thread");
+    assert_eq!(process["backend"], "process");
+    assert_eq!(thread["checksum"], process["checksum"]);
+}
+
+#[test]
 fn simulate_subcommand_and_bare_command_agree() {
     let bare = summary(&["--block", "0", "--frames", "3"]);
     let png = temp_path("sub.png");
