@@ -17,6 +17,7 @@ use protozoa_workers::process::wire::{
 };
 use protozoa_workers::process::worker_side::WorkerEnv;
 use protozoa_workers::process::{serve_if_worker, ProcessOptions};
+use protozoa_workers::buffer::SharedBuffer;
 use protozoa_workers::{Handlers, Task, TaskError, WorkerPool};
 
 macro_rules! task {
@@ -37,6 +38,7 @@ task!(Abort, "abort", (), ());
 task!(Segfault, "segfault", (), ());
 task!(Spin, "spin", (), ());
 task!(Hog, "hog", usize, usize);
+task!(PageSum, "page-sum", SharedBuffer, (f32, usize));
 task!(Garble, "garble", (), ());
 task!(Oversize, "oversize", (), ());
 
@@ -64,6 +66,11 @@ fn handlers() -> Handlers<u64> {
         .handler::<Hog>(|_, bytes, _| {
             let hog = vec![1_u8; bytes];
             Ok(hog.iter().step_by(4096).map(|&b| usize::from(b)).sum())
+        })
+        .handler::<PageSum>(|_, buffer, _| {
+            // One value per 4 KiB page, and how many segments this process has mapped.
+            let sum = buffer.iter().step_by(1024).sum();
+            Ok((sum, mapped_segments(std::process::id())))
         })
         .handler::<Garble>(|_, (), _| Ok(()))
         .handler::<Oversize>(|_, (), _| Ok(()))
@@ -173,6 +180,13 @@ fn crash_cause(result: Result<(), TaskError>) -> String {
     }
 }
 
+fn mapped_segments(pid: u32) -> usize {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    maps.lines()
+        .filter(|line| line.contains("protozoa-segment"))
+        .count()
+}
+
 fn is_alive(pid: u32) -> bool {
     // A zombie is dead for our purpose: it runs nothing.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -219,6 +233,23 @@ fn tasks_run_in_a_worker_process_with_state_and_json() {
     assert_eq!(pool.submit::<Count>(()).unwrap().wait(), Ok(1));
     pool.close();
     pool.join();
+}
+
+#[test]
+fn shared_buffer_reaches_the_worker_as_one_segment_mapped_once() {
+    let pool = pool(1, options("worker_entry", "shared"));
+    let buffer = SharedBuffer::from(vec![1.0_f32; 1 << 20]);
+
+    // Handed over three times: the worker maps one segment and keeps it.
+    for _ in 0..3 {
+        let (sum, mapped) = pool.submit::<PageSum>(buffer.clone()).unwrap().wait().unwrap();
+        assert_eq!(sum, 1024.0);
+        assert_eq!(mapped, 1);
+    }
+
+    // A small one travels inline.
+    let small = SharedBuffer::from(vec![2.0_f32; 1024]);
+    assert_eq!(pool.submit::<PageSum>(small).unwrap().wait(), Ok((2.0, 1)));
 }
 
 #[test]
