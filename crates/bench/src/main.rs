@@ -54,6 +54,10 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    // Started by one of our process pools: serve as its worker program.
+    if peers::ours_process::serve_if_worker() {
+        return Ok(());
+    }
     let cli = Cli::parse();
     match &cli.command {
         Command::Dispatch(args) => dispatch::run(args),

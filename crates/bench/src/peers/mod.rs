@@ -13,6 +13,7 @@
 
 pub mod crossbeam_floor;
 pub mod ours;
+pub mod ours_process;
 pub mod rayon;
 pub mod socket_copy;
 pub mod socket_floor;

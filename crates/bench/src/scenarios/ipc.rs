@@ -1,8 +1,7 @@
 //! `ipc`: the round trip of a tiny request to another process and its reply.
 //!
-//! The floor is a bare request and reply over a Unix socketpair to a child process. Our pool's
-//! process worker joins as one more [`RoundTrip`] entry in [`contenders`] when the process
-//! backend lands.
+//! The floor is a bare request and reply over a Unix socketpair to a child process; ours is a
+//! tiny task submitted to a pool of one worker process and waited for.
 
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use serde::Serialize;
 
 use super::Runs;
 use crate::harness::{interleave, select, Entry};
+use crate::peers::ours_process::{self, ProcessPing};
 use crate::peers::socket_floor::{self, SocketFloor};
 use crate::report;
 use crate::stats::median;
@@ -27,9 +27,12 @@ pub trait RoundTrip {
 
 /// The contenders, each with its own child process.
 pub fn contenders() -> Vec<Entry<dyn RoundTrip>> {
-    vec![Entry::new(socket_floor::NAME, || {
-        Ok(Box::new(SocketFloor::spawn()?) as _)
-    })]
+    vec![
+        Entry::new(ours_process::NAME, || Ok(Box::new(ProcessPing::start()?) as _)),
+        Entry::new(socket_floor::NAME, || {
+            Ok(Box::new(SocketFloor::spawn()?) as _)
+        }),
+    ]
 }
 
 #[derive(Args, Debug)]

@@ -1,7 +1,10 @@
 //! `sim`: the default Bitcoin Protozoa scene on the pool with one and two workers, and the same
 //! kernels called directly on one thread, in one run.
 //!
-//! The targets: two workers at least 1.8 times as fast as one (the machine has two
+//! `pool-2-process` runs the same frames on two worker processes.
+//!
+//! The targets: two process workers at least 0.75 times as fast as two thread workers;
+//! two workers at least 1.8 times as fast as one (the machine has two
 //! cores), one worker within 3 % of the direct loop (the pool's overhead), and a frame time p99
 //! under 16.6 ms on two workers. Every contender must end on the same checksum: a pool that got
 //! the frame wrong fails the run instead of looking fast.
@@ -13,6 +16,7 @@ use clap::Args;
 use protozoa_sim::block::BlockSet;
 use protozoa_sim::creature::Creature;
 use protozoa_sim::scene::Scene;
+use protozoa_workers::process::ProcessOptions;
 use protozoa_workers::WorkerPool;
 use serde::Serialize;
 
@@ -39,7 +43,7 @@ pub struct SimArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Run only these contenders (pool-1, pool-2, direct).
+    /// Run only these contenders (pool-1, pool-2, pool-2-process, direct).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -70,6 +74,15 @@ impl Stepper for OnPool {
 fn pool(workers: usize) -> Result<Box<dyn Stepper>> {
     let pool = WorkerPool::builder(protozoa_sim::handlers())
         .workers(workers)
+        .build()?;
+    Ok(Box::new(OnPool(pool)))
+}
+
+/// The same on `workers` worker processes (this program, started in worker mode).
+fn process_pool(workers: usize) -> Result<Box<dyn Stepper>> {
+    let pool = WorkerPool::builder(protozoa_sim::handlers())
+        .workers(workers)
+        .process_workers(ProcessOptions::new())
         .build()?;
     Ok(Box::new(OnPool(pool)))
 }
@@ -109,6 +122,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
         vec![
             Entry::new("pool-1", || pool(1)),
             Entry::new("pool-2", || pool(2)),
+            Entry::new("pool-2-process", || process_pool(2)),
             Entry::new("direct", || Ok(Box::new(Direct) as Box<dyn Stepper>)),
         ],
         &args.only,
@@ -200,6 +214,12 @@ fn print_table(args: &SimArgs, results: &[Figures]) {
         table.note(format!(
             "pool-2 / pool-1 = {:.2} (target >= 1.80)",
             two / one
+        ));
+    }
+    if let (Some(thread), Some(process)) = (rate("pool-2"), rate("pool-2-process")) {
+        table.note(format!(
+            "pool-2-process / pool-2 = {:.2} (target >= 0.75)",
+            process / thread
         ));
     }
     if let (Some(one), Some(direct)) = (rate("pool-1"), rate("direct")) {

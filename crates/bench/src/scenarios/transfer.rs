@@ -1,9 +1,9 @@
 //! `transfer`: tasks that each take a large f32 buffer and read one value from each 4 KiB page,
 //! so that moving the data, not arithmetic, dominates.
 //!
-//! The baseline sends every byte through a Unix socket to a child process. Our pool's process
-//! worker with shared memory (`shared-memory`) and its thread backend (`thread`) join as more
-//! [`Carry`] entries in [`contenders`] when the process backend lands.
+//! The baseline sends every byte through a Unix socket to a child process. Ours hands the same
+//! data as a `SharedBuffer` to a pool of one worker process (`shared-memory`: it travels as a
+//! sealed segment, mapped once by the worker) and to a pool of one worker thread (`thread`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::Runs;
 use crate::child::sum_pages;
 use crate::harness::{interleave, select, Entry};
+use crate::peers::ours_process::BufferCarry;
 use crate::peers::socket_copy::{self, SocketCopy};
 use crate::report;
 use crate::stats::median;
@@ -33,9 +34,18 @@ pub trait Carry {
 
 /// The contenders, each given the same data.
 pub fn contenders(data: Arc<Vec<f32>>) -> Vec<Entry<dyn Carry>> {
-    vec![Entry::new(socket_copy::NAME, move || {
-        Ok(Box::new(SocketCopy::spawn(Arc::clone(&data))?) as _)
-    })]
+    let (for_process, for_thread) = (Arc::clone(&data), Arc::clone(&data));
+    vec![
+        Entry::new(SHARED_MEMORY, move || {
+            Ok(Box::new(BufferCarry::start(true, &for_process)?) as _)
+        }),
+        Entry::new(THREAD, move || {
+            Ok(Box::new(BufferCarry::start(false, &for_thread)?) as _)
+        }),
+        Entry::new(socket_copy::NAME, move || {
+            Ok(Box::new(SocketCopy::spawn(Arc::clone(&data))?) as _)
+        }),
+    ]
 }
 
 #[derive(Args, Debug)]
