@@ -125,7 +125,16 @@ fn one_two_and_three_workers_give_the_same_checksum() {
 #[test]
 fn process_backend_gives_the_same_checksum_as_thread_backend() {
     let run = |backend| {
-        let args = ["--creatures", "5", "--frames", "6", "--workers", "2", "--backend", backend];
+        let args = [
+            "--creatures",
+            "5",
+            "--frames",
+            "6",
+            "--workers",
+            "2",
+            "--backend",
+            backend,
+        ];
         summary(&args)
     };
     let (thread, process) = (run("thread"), run("process"));

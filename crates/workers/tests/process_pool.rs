@@ -11,13 +11,13 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use protozoa_workers::buffer::SharedBuffer;
 use protozoa_workers::process::channel;
 use protozoa_workers::process::wire::{
     Done, Frame, Hello, Message, RequestId, DEFAULT_MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 use protozoa_workers::process::worker_side::WorkerEnv;
 use protozoa_workers::process::{serve_if_worker, ProcessOptions};
-use protozoa_workers::buffer::SharedBuffer;
 use protozoa_workers::{Handlers, Task, TaskError, WorkerPool};
 
 macro_rules! task {
@@ -159,9 +159,13 @@ fn raw_frame(len: u32, version: u16, kind: u8) -> Vec<u8> {
 /// that matches no test, so that a test can find its own worker processes.
 fn options(entry: &str, marker: &str) -> ProcessOptions {
     let program = std::env::current_exe().expect("current exe");
-    ProcessOptions::new()
-        .program(program)
-        .args([entry, marker, "--exact", "--nocapture", "--test-threads=1"])
+    ProcessOptions::new().program(program).args([
+        entry,
+        marker,
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
 }
 
 fn pool(workers: usize, options: ProcessOptions) -> WorkerPool {
@@ -207,7 +211,10 @@ fn worker_pids(marker: &str) -> Vec<u32> {
             continue;
         };
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let parent = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1));
+        let parent = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1));
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let marked = String::from_utf8_lossy(&cmdline).contains(marker);
         if parent == Some(me.as_str()) && marked && is_alive(pid) {
@@ -242,7 +249,11 @@ fn shared_buffer_reaches_the_worker_as_one_segment_mapped_once() {
 
     // Handed over three times: the worker maps one segment and keeps it.
     for _ in 0..3 {
-        let (sum, mapped) = pool.submit::<PageSum>(buffer.clone()).unwrap().wait().unwrap();
+        let (sum, mapped) = pool
+            .submit::<PageSum>(buffer.clone())
+            .unwrap()
+            .wait()
+            .unwrap();
         assert_eq!(sum, 1024.0);
         assert_eq!(mapped, 1);
     }
@@ -281,7 +292,10 @@ fn endless_loop_is_killed_at_its_time_limit_and_replaced() {
 
     let spin = pool.task::<Spin>(()).timeout(Duration::from_millis(300));
     let result = spin.submit().unwrap().wait();
-    assert!(matches!(result, Err(TaskError::TimedOut { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(TaskError::TimedOut { .. })),
+        "{result:?}"
+    );
 
     // The next task runs on a new process; the looping one is gone.
     let after = pool.submit::<Pid>(()).unwrap().wait().unwrap();
@@ -375,7 +389,11 @@ fn worker_that_keeps_crashing_gives_up_after_max_restarts() {
     crash_cause(pool.submit::<Abort>(()).unwrap().wait());
     match pool.submit::<Double>(4).unwrap().wait() {
         Err(TaskError::WorkerUnavailable { error, .. }) => {
-            assert!(error.message().contains("2 times in a row"), "{}", error.message());
+            assert!(
+                error.message().contains("2 times in a row"),
+                "{}",
+                error.message()
+            );
         }
         other => panic!("expected an unavailable worker, got {other:?}"),
     }

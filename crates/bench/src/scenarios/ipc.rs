@@ -28,7 +28,9 @@ pub trait RoundTrip {
 /// The contenders, each with its own child process.
 pub fn contenders() -> Vec<Entry<dyn RoundTrip>> {
     vec![
-        Entry::new(ours_process::NAME, || Ok(Box::new(ProcessPing::start()?) as _)),
+        Entry::new(ours_process::NAME, || {
+            Ok(Box::new(ProcessPing::start()?) as _)
+        }),
         Entry::new(socket_floor::NAME, || {
             Ok(Box::new(SocketFloor::spawn()?) as _)
         }),

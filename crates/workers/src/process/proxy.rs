@@ -155,10 +155,9 @@ pub(crate) fn proxy_handlers<S: 'static>(
         options,
         failures: Mutex::new(Vec::new()),
     });
-    let mut proxies = Handlers::new(move |info: &WorkerInfo| {
-        Proxy::start(info.id, Arc::clone(&supervisor))
-    })
-    .on_reset(Proxy::reset);
+    let mut proxies =
+        Handlers::new(move |info: &WorkerInfo| Proxy::start(info.id, Arc::clone(&supervisor)))
+            .on_reset(Proxy::reset);
 
     // One forwarding handler per task type, under the same name and Rust type.
     for entry in handlers.entries {
@@ -186,7 +185,12 @@ impl Supervisor {
     /// Waits out the back-off before worker `worker` starts a process, or refuses once it
     /// failed `max_restarts` times in a row.
     fn before_start(&self, worker: usize) -> Result<(), HandlerError> {
-        let (count, last) = self.failures.lock().get(worker).cloned().unwrap_or_default();
+        let (count, last) = self
+            .failures
+            .lock()
+            .get(worker)
+            .cloned()
+            .unwrap_or_default();
         if count == 0 {
             return Ok(());
         }
@@ -378,7 +382,11 @@ impl Connection {
 
         connection.greeting()?;
         connection.control(Message::Initialize)?;
-        tracing::debug!(worker, pid = connection.process.pid(), "worker process started");
+        tracing::debug!(
+            worker,
+            pid = connection.process.pid(),
+            "worker process started"
+        );
         Ok(connection)
     }
 
@@ -435,7 +443,11 @@ impl Connection {
     }
 
     /// Sends a message, with `segments` for a `Run`; returns its request id.
-    fn send(&mut self, mut message: Message, segments: &[Arc<Segment>]) -> Result<RequestId, String> {
+    fn send(
+        &mut self,
+        mut message: Message,
+        segments: &[Arc<Segment>],
+    ) -> Result<RequestId, String> {
         let (refs, fds) = self.sent.prepare(segments);
         if let Message::Run(run) = &mut message {
             run.segments = refs;
@@ -490,7 +502,9 @@ impl Connection {
             Err(error) => {
                 // Whatever it sent, it is no longer trusted: stop it, then report.
                 let _ = self.process.kill();
-                Err(Wait::Broken(format!("sent a frame the pool refuses: {error}")))
+                Err(Wait::Broken(format!(
+                    "sent a frame the pool refuses: {error}"
+                )))
             }
         }
     }
