@@ -59,7 +59,10 @@
 //!   checks keeps its worker busy until it returns (its result is dropped).
 //!   Async handlers are stopped for real: their future is dropped.
 //! - A handler that aborts the process or overflows its stack takes the
-//!   process down: thread workers share it.
+//!   process down: thread workers share it. Process workers
+//!   ([`PoolBuilder::process_workers`], Linux) run the same handlers in
+//!   child processes, where a crash costs one task and a task past its time
+//!   limit is killed.
 
 #![warn(missing_docs)]
 
