@@ -5,11 +5,10 @@
 //! codec is the one place that knows the task's Rust types. It is made from the task type
 //! (`JobCodec::of::<T>()`) while that type is still known, and then used by name:
 //!
-//! - in the pool: [`take_input`](JobCodec::take_input) starts a queued job and encodes its
-//!   input (typed or JSON-submitted); [`settle_output`](JobCodec::settle_output) decodes a
-//!   reply and settles the job;
-//! - in the worker process: [`job_from_input`](JobCodec::job_from_input) rebuilds a job the
-//!   registered handler can run; [`output_bytes`](JobCodec::output_bytes) encodes its result.
+//! - in the pool: `take_input` starts a queued job and encodes its input (typed or
+//!   JSON-submitted); `settle_output` decodes a reply and settles the job;
+//! - in the worker process: `job_from_input` rebuilds a job the registered handler can run;
+//!   `output_bytes` encodes its result.
 //!
 //! A failed reply becomes a [`TaskError`] through [`task_error`], the same for every type.
 

@@ -1,6 +1,6 @@
 //! The pool's side of process workers: **a process pool is a thread pool of proxies.**
 //!
-//! [`proxy_handlers`] turns the user's `Handlers<S>` into `Handlers<Proxy>`. Each worker
+//! `proxy_handlers` turns the user's `Handlers<S>` into `Handlers<Proxy>`. Each worker
 //! thread's state is a [`Proxy`]: a connection to its own worker process, started by the
 //! state's initializer (spawn, greeting, `Initialize`). Each registered task type gets a
 //! forwarding handler that encodes the job's input with the type's [`JobCodec`], sends `Run`,
