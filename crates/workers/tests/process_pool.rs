@@ -304,6 +304,24 @@ fn endless_loop_is_killed_at_its_time_limit_and_replaced() {
 }
 
 #[test]
+fn cancelling_a_running_task_kills_its_process() {
+    let pool = pool(1, options("worker_entry", "cancel"));
+    let before = pool.submit::<Pid>(()).unwrap().wait().unwrap();
+
+    let spin = pool.submit::<Spin>(()).unwrap();
+    while pool.status().workers[0].running.is_empty() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Running on the worker thread; give the request time to reach the process.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(spin.cancel());
+
+    let after = pool.submit::<Pid>(()).unwrap().wait().unwrap();
+    assert_ne!(before, after);
+    assert!(!is_alive(before));
+}
+
+#[test]
 fn allocation_past_the_memory_limit_is_a_crash_and_the_pool_keeps_working() {
     let limited = options("worker_entry", "hog").memory_limit(Some(512 << 20));
     let pool = pool(1, limited);

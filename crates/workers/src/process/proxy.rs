@@ -127,7 +127,7 @@ impl ProcessOptions {
     }
 
     /// Failures in a row after which a worker stops starting processes and fails its tasks
-    /// with [`TaskError::WorkerUnavailable`]. Default: 5.
+    /// with [`TaskError::WorkerUnavailable`], for the rest of the pool's life. Default: 5.
     #[must_use]
     pub fn max_restarts(mut self, count: u32) -> Self {
         self.max_restarts = count;
