@@ -24,7 +24,13 @@
 //! - a process that stops in the middle of a frame for longer than [`STALL_LIMIT`] is treated
 //!   as broken; a process that never replies is only stopped by the task's time limit, so
 //!   process pools should keep one;
-//! - `reset()` cannot report a failure of the worker's reset: the process is replaced instead.
+//! - `reset()` cannot report a failure of the worker's reset: the process is replaced instead;
+//! - this module's `tracing` events (process crashed, killed, could not start) do not follow
+//!   the pool's `log_level`, which the builder may set after `process_workers`; passing the
+//!   level to the handlers at `build()` would lift that;
+//! - a tiny task's round trip takes two thread hops besides the socket (submitter to worker
+//!   thread, worker thread back to the waiting handle), about twice a bare socket round trip;
+//!   a submitter writing to an idle worker process directly would remove them.
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
