@@ -130,6 +130,18 @@ impl Segment {
         // F_SEAL_WRITE while any writable mapping exists.
         if len > 0 {
             let writable = Mapping::new(fd.as_fd(), len, ProtFlags::READ | ProtFlags::WRITE)?;
+            // A process forked by another thread meanwhile (a worker being started) would
+            // inherit the writable mapping until it execs, and sealing would fail with EBUSY.
+            // SAFETY: the range is exactly the mapping just made; the advice changes only
+            // whether children inherit it.
+            unsafe {
+                rustix::mm::madvise(
+                    writable.ptr.as_ptr().cast(),
+                    len,
+                    rustix::mm::Advice::LinuxDontFork,
+                )
+            }
+            .map_err(|e| ShmError::Create(e.into()))?;
             // SAFETY: the mapping is private to this function, `len` bytes long, writable,
             // and no other reference to it exists until it is dropped below.
             let bytes = unsafe { slice::from_raw_parts_mut(writable.ptr.as_ptr(), len) };
