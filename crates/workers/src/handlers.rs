@@ -111,14 +111,14 @@ impl<S: 'static> Handlers<S> {
             let any = job.as_any();
             if let Some(cell) = any.downcast_ref::<TaskCell<T::Input, T::Output>>() {
                 if let Some(input) = cell.start() {
-                    cell.settle(handler(state, input, &context).map_err(failed::<T>));
+                    cell.complete(handler(state, input, &context).map_err(failed::<T>));
                 }
             } else if let Some(cell) = any.downcast_ref::<TaskCell<Value, Value>>() {
                 if let Some(value) = cell.start() {
                     let result = decode_input::<T>(value)
                         .and_then(|input| handler(state, input, &context).map_err(failed::<T>))
                         .and_then(encode_output::<T>);
-                    cell.settle(result);
+                    cell.complete(result);
                 }
             } else {
                 job.fail(mismatched::<T>());
@@ -152,7 +152,7 @@ impl<S: 'static> Handlers<S> {
                 Ok(cell) => {
                     let future = handler(state, cell.start()?, &context);
                     return Some(Box::pin(async move {
-                        cell.settle(future.await.map_err(failed::<T>));
+                        cell.complete(future.await.map_err(failed::<T>));
                     }));
                 }
                 Err(any) => any,
@@ -172,7 +172,7 @@ impl<S: 'static> Handlers<S> {
                             .await
                             .map_err(failed::<T>)
                             .and_then(encode_output::<T>);
-                        cell.settle(result);
+                        cell.complete(result);
                     }))
                 }
                 Err(_) => {

@@ -63,29 +63,37 @@
 
 #![warn(missing_docs)]
 
+mod backpressure;
+mod batch;
 pub mod buffer;
 mod cell;
 mod clock;
+mod dependency;
 mod error;
 mod handle;
 mod handlers;
 mod metrics;
 mod options;
 mod pool;
+mod request;
+mod retry;
+mod scaling;
+mod scheduler;
 mod shared;
 mod sync;
 mod task;
 mod watchdog;
 mod worker;
 
+pub use batch::BatchHandle;
 pub use error::{
     BuildError, HandlerError, SubmitError, SubmitErrorReason, TaskError, TaskErrorKind,
 };
 pub use handle::TaskHandle;
 pub use handlers::Handlers;
 pub use metrics::{Latency, Metrics, OutcomeCounts, TaskTypeMetrics};
-pub use options::{LogLevel, MAX_WORKERS};
-pub use pool::{
-    Lifecycle, PoolBuilder, PoolStatus, TaskRequest, WorkerPool, WorkerState, WorkerStatus,
-};
+pub use options::{LogLevel, MAX_PRIORITY_LEVELS, MAX_WORKERS};
+pub use pool::{Lifecycle, PoolBuilder, PoolStatus, WorkerPool, WorkerState, WorkerStatus};
+pub use request::{SubmitFuture, TaskRequest};
+pub use scheduler::{Priority, SHARE};
 pub use task::{CancellationToken, Task, TaskContext, TaskId, WorkerInfo};
