@@ -447,7 +447,9 @@ impl WorkerPool {
         let workers = shared
             .workers
             .iter()
-            .filter(|slot| lock(&slot.inner).started_at != 0)
+            .filter(|slot| {
+                slot.occupied.load(Ordering::SeqCst) || lock(&slot.inner).started_at != 0
+            })
             .map(|slot| {
                 let inner = lock(&slot.inner);
                 // Finished tasks linger in the list until the worker's next
