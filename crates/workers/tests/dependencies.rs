@@ -7,7 +7,10 @@ use common::*;
 use protozoa_workers::{SubmitErrorReason, TaskError, TaskId, WorkerPool};
 
 fn pool(probe: &Probe) -> WorkerPool {
-    WorkerPool::builder(probe.handlers()).workers(2).build().unwrap()
+    WorkerPool::builder(probe.handlers())
+        .workers(2)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -23,14 +26,18 @@ fn a_three_level_chain_whose_root_fails_settles_every_level_naming_its_dependenc
     match middle.wait().unwrap_err() {
         TaskError::DependencyFailed { dependency, cause } => {
             assert_eq!(dependency, root_id);
-            assert!(matches!(*cause, TaskError::Failed { ref error, .. } if error.message() == "no fuel"));
+            assert!(
+                matches!(*cause, TaskError::Failed { ref error, .. } if error.message() == "no fuel")
+            );
         }
         other => panic!("expected a failed dependency, got {other:?}"),
     }
     match leaf.wait().unwrap_err() {
         TaskError::DependencyFailed { dependency, cause } => {
             assert_eq!(dependency, middle_id);
-            assert!(matches!(*cause, TaskError::DependencyFailed { dependency, .. } if dependency == root_id));
+            assert!(
+                matches!(*cause, TaskError::DependencyFailed { dependency, .. } if dependency == root_id)
+            );
         }
         other => panic!("expected a failed dependency, got {other:?}"),
     }
@@ -81,7 +88,11 @@ fn dependencies_named_by_id_wait_for_dependable_tasks() {
     let pool = pool(&probe);
     let held = pool.task::<Hold>(()).dependable().submit().unwrap();
     probe.until_holding(1);
-    let dependent = pool.task::<Record>(9).after_ids(&[held.id()]).submit().unwrap();
+    let dependent = pool
+        .task::<Record>(9)
+        .after_ids(&[held.id()])
+        .submit()
+        .unwrap();
     probe.latch.open();
     assert_eq!(dependent.wait(), Ok(9));
 }
@@ -91,7 +102,11 @@ fn a_dependency_on_an_unknown_id_is_refused_with_the_input_back() {
     let probe = Probe::default();
     let pool = pool(&probe);
     let stranger = TaskId::new();
-    let error = pool.task::<Record>(5).after_ids(&[stranger]).submit().unwrap_err();
+    let error = pool
+        .task::<Record>(5)
+        .after_ids(&[stranger])
+        .submit()
+        .unwrap_err();
     assert_eq!(
         error.reason(),
         &SubmitErrorReason::UnknownDependency { id: stranger }
@@ -100,8 +115,15 @@ fn a_dependency_on_an_unknown_id_is_refused_with_the_input_back() {
 
     // A task that was not submitted as dependable is not known by id either.
     let plain = pool.submit::<Record>(1).unwrap();
-    let error = pool.task::<Record>(6).after_ids(&[plain.id()]).submit().unwrap_err();
-    assert!(matches!(error.reason(), SubmitErrorReason::UnknownDependency { .. }));
+    let error = pool
+        .task::<Record>(6)
+        .after_ids(&[plain.id()])
+        .submit()
+        .unwrap_err();
+    assert!(matches!(
+        error.reason(),
+        SubmitErrorReason::UnknownDependency { .. }
+    ));
 }
 
 #[test]
@@ -109,7 +131,12 @@ fn a_dependency_cycle_is_refused() {
     let probe = Probe::default();
     let pool = pool(&probe);
     let id = TaskId::new();
-    let error = pool.task::<Record>(1).id(id).after_ids(&[id]).submit().unwrap_err();
+    let error = pool
+        .task::<Record>(1)
+        .id(id)
+        .after_ids(&[id])
+        .submit()
+        .unwrap_err();
     assert_eq!(error.reason(), &SubmitErrorReason::DependencyCycle { id });
 }
 
@@ -124,7 +151,10 @@ fn a_duplicate_id_among_dependable_tasks_is_refused() {
         .dependable()
         .submit()
         .unwrap_err();
-    assert_eq!(error.reason(), &SubmitErrorReason::DuplicateId { id: held.id() });
+    assert_eq!(
+        error.reason(),
+        &SubmitErrorReason::DuplicateId { id: held.id() }
+    );
     probe.latch.open();
 }
 

@@ -12,7 +12,10 @@ use protozoa_workers::{Priority, TaskError, WorkerPool};
 
 /// A one-worker pool whose worker is held by a `Hold` task until the latch opens.
 fn held_pool(probe: &Probe) -> WorkerPool {
-    let pool = WorkerPool::builder(probe.handlers()).workers(1).build().unwrap();
+    let pool = WorkerPool::builder(probe.handlers())
+        .workers(1)
+        .build()
+        .unwrap();
     drop(pool.submit::<Hold>(()).unwrap());
     probe.until_holding(1);
     pool
@@ -69,7 +72,10 @@ fn within_a_class_the_earliest_deadline_runs_first_and_tasks_without_one_last() 
 #[test]
 fn a_priority_storm_still_finishes_low_priority_tasks() {
     let probe = Probe::default();
-    let pool = WorkerPool::builder(probe.handlers()).workers(2).build().unwrap();
+    let pool = WorkerPool::builder(probe.handlers())
+        .workers(2)
+        .build()
+        .unwrap();
     for _ in 0..2 {
         drop(pool.submit::<Hold>(()).unwrap());
     }
@@ -78,12 +84,22 @@ fn a_priority_storm_still_finishes_low_priority_tasks() {
     // A deep queue of critical work, and more arriving all the time.
     let flood = || {
         for _ in 0..64 {
-            drop(pool.task::<Double>(1).priority(Priority::CRITICAL).submit().unwrap());
+            drop(
+                pool.task::<Double>(1)
+                    .priority(Priority::CRITICAL)
+                    .submit()
+                    .unwrap(),
+            );
         }
     };
     (0..300).for_each(|_| flood());
     let low: Vec<_> = (0..20)
-        .map(|n| pool.task::<Record>(n).priority(Priority::LOW).submit().unwrap())
+        .map(|n| {
+            pool.task::<Record>(n)
+                .priority(Priority::LOW)
+                .submit()
+                .unwrap()
+        })
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let storm = {
@@ -91,7 +107,12 @@ fn a_priority_storm_still_finishes_low_priority_tasks() {
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 for _ in 0..64 {
-                    drop(pool.task::<Double>(1).priority(Priority::CRITICAL).submit().unwrap());
+                    drop(
+                        pool.task::<Double>(1)
+                            .priority(Priority::CRITICAL)
+                            .submit()
+                            .unwrap(),
+                    );
                 }
             }
         })
@@ -168,7 +189,10 @@ fn a_queued_task_is_superseded_by_a_newer_one_with_its_key() {
 #[test]
 fn a_running_task_is_not_superseded() {
     let probe = Probe::default();
-    let pool = WorkerPool::builder(probe.handlers()).workers(2).build().unwrap();
+    let pool = WorkerPool::builder(probe.handlers())
+        .workers(2)
+        .build()
+        .unwrap();
     let running = pool.task::<Hold>(()).key("frame").submit().unwrap();
     probe.until_holding(1);
     let newer = pool.task::<Hold>(()).key("frame").submit().unwrap();

@@ -166,7 +166,8 @@ pub struct Probe {
 impl Probe {
     /// Handlers for `Hold`, `Record`, and the common task types' `Double` and `Fail`.
     pub fn handlers(&self) -> Handlers<()> {
-        let (latch, holding, order) = (self.latch.clone(), self.holding.clone(), self.order.clone());
+        let (latch, holding, order) =
+            (self.latch.clone(), self.holding.clone(), self.order.clone());
         Handlers::stateless()
             .handler::<Hold>(move |_, (), _| {
                 holding.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
