@@ -479,7 +479,9 @@ impl<I: Clone + Send + 'static, O: Send + 'static> TaskCell<I, O> {
         if self.header.started() == 0 {
             self.header.set_started(clock::now());
         }
-        let attempt = self.header.attempts.fetch_add(1, Ordering::Relaxed) + 1;
+        // Only the party that set `RUNNING` writes the count: no read-modify-write needed.
+        let attempt = self.header.attempts.load(Ordering::Relaxed) + 1;
+        self.header.attempts.store(attempt, Ordering::Relaxed);
         let retries_left = attempt <= self.header.sched.max_retries as usize;
         // SAFETY: `try_start` set `RUNNING` on an unclaimed task; only that
         // caller touches `input` until it clears `RUNNING` again (a retry) or
@@ -753,6 +755,91 @@ mod loom_model {
             let ready = task.poll_result(&mut cx).is_ready();
             settler.join().unwrap();
             assert!(ready || WOKEN.load(std::sync::atomic::Ordering::SeqCst));
+        });
+    }
+
+    /// A dependent registering races the dependency settling: it is
+    /// notified exactly once, and after the result was published.
+    #[test]
+    fn a_dependent_is_notified_exactly_once() {
+        use loom::sync::atomic::AtomicUsize as Count;
+
+        struct Counter(Count);
+        impl Dependent for Counter {
+            fn dependency_settled(&self, dependency: &Header) {
+                assert!(dependency.is_settled());
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+
+        loom::model(|| {
+            let task = cell();
+            let counter = Arc::new(Counter(Count::new(0)));
+            let settler = {
+                let task = Arc::clone(&task);
+                thread::spawn(move || task.settle(Ok(1)))
+            };
+            task.header
+                .add_dependent(Arc::clone(&counter) as Arc<dyn Dependent>);
+            settler.join().unwrap();
+            assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        });
+    }
+
+    /// Superseding (or expiring) a queued task races a worker starting it:
+    /// either it is settled unrun, or it runs and the supersede changes nothing.
+    #[test]
+    fn supersede_and_start_never_both_win() {
+        loom::model(|| {
+            let task = cell();
+            let worker = {
+                let task = Arc::clone(&task);
+                thread::spawn(move || match task.start() {
+                    Some(input) => {
+                        task.settle(Ok(input));
+                        true
+                    }
+                    None => false,
+                })
+            };
+            let superseded = task.settle_idle(TaskError::Superseded {
+                task: "model".to_owned(),
+            });
+            let ran = worker.join().unwrap();
+            assert!(superseded != ran);
+            assert_eq!(task.try_result_for_model().is_some(), ran);
+        });
+    }
+
+    /// A failed attempt asking for a retry races a cancel: either the cancel
+    /// settles the task (no retry), or the retry is recorded and the cancel
+    /// then settles the waiting task; never both a retry and a lost result.
+    #[test]
+    fn a_retry_racing_a_cancel_settles_once() {
+        loom::model(|| {
+            let mut spec = CellSpec::plain(0, "model");
+            spec.sched.max_retries = 1;
+            let task: Arc<TaskCell<u32, u32>> = TaskCell::new(spec, 7);
+            let worker = {
+                let task = Arc::clone(&task);
+                thread::spawn(move || {
+                    task.start().map(|_| {
+                        let error = TaskError::Failed {
+                            task: "model".to_owned(),
+                            error: crate::HandlerError::new("again"),
+                        };
+                        task.complete(Err(error))
+                    })
+                })
+            };
+            let cancelled = task.cancel();
+            let completed = worker.join().unwrap();
+            let retrying = task.header.take_retry();
+            assert!(cancelled, "a cancel always wins against a retry");
+            assert!(task.header.is_settled());
+            if retrying {
+                assert_eq!(completed, Some(false));
+            }
         });
     }
 }

@@ -191,7 +191,7 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
 
     /// Submits; `reserved` says whether a place in the queue is already held.
     fn submit_with(self, reserved: bool) -> Result<TaskHandle<O>, SubmitError<I>> {
-        let shared = Arc::clone(self.pool.shared());
+        let shared = self.pool.shared();
         let release = |reserved: bool| {
             if reserved {
                 shared.backpressure.release(1);
@@ -205,7 +205,7 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
                 return Err(SubmitError::new(reason, self.input));
             }
         };
-        let checked = self.check(&shared).and_then(|dependencies| {
+        let checked = self.check(shared).and_then(|dependencies| {
             // A task that waits for others takes its place when released.
             let waits = !dependencies.is_empty();
             if waits || reserved || shared.backpressure.try_reserve(1) {
@@ -226,7 +226,7 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
             release(reserved);
         }
 
-        let spec = self.spec(&shared, index, name);
+        let spec = self.spec(shared, index, name);
         let cell = TaskCell::<I, O>::new(spec, self.input);
         let job: Arc<dyn Job> = cell.clone();
         if self.options.dependable {
@@ -239,7 +239,7 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
             }
         }
         if !dependencies.is_empty() {
-            Gate::wait_for(&shared, job, &dependencies, None);
+            Gate::wait_for(shared, job, &dependencies, None);
             return Ok(TaskHandle::new(cell));
         }
         if shared.push(job) != OPEN {

@@ -327,12 +327,12 @@ impl Shared {
             self.backpressure.release(queued.len());
             queued.extend(self.watchdog.drain_retries());
             lock(&self.keys).clear();
-            let mut metrics = lock(&self.pool_metrics);
+            // Settling notifies dependents, which record their own outcomes:
+            // no lock is held across it.
             for job in queued {
-                if job.fail(TaskError::Terminated) {
-                    metrics.record_outcome(job.header().handler(), Outcome::Terminated);
-                } else if let Some(outcome) = job.header().outcome() {
-                    metrics.record_outcome(job.header().handler(), outcome);
+                job.fail(TaskError::Terminated);
+                if let Some(outcome) = job.header().outcome() {
+                    self.record_outside(job.header().handler(), outcome);
                 }
             }
         }
@@ -477,6 +477,85 @@ mod loom_model {
                     assert_eq!(input, 7);
                     assert_eq!(cell.try_result_for_model(), None);
                 }
+            }
+        });
+    }
+
+    /// The same protocol with the task in the scheduler (a high-priority
+    /// task): its entry count is what workers and the close check look at.
+    #[test]
+    fn a_scheduled_task_submitted_while_the_pool_closes_runs_or_is_handed_back() {
+        use crate::cell::Sched;
+        use crate::scheduler::Scheduler;
+        use crossbeam_deque::Injector;
+
+        struct Pool {
+            scheduler: Scheduler,
+            plain: Injector<Arc<dyn crate::cell::Job>>,
+            lifecycle: AtomicUsize,
+        }
+
+        loom::model(|| {
+            let pool = Arc::new(Pool {
+                scheduler: Scheduler::new(4),
+                plain: Injector::new(),
+                lifecycle: AtomicUsize::new(OPEN),
+            });
+            let mut spec = CellSpec::plain(0, "model");
+            spec.sched = Sched {
+                priority: 3,
+                scheduled: true,
+                ..Sched::default()
+            };
+            let cell: Cell = TaskCell::new(spec, 7);
+
+            let worker = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || loop {
+                    if let Some(job) = pool.scheduler.pop(&pool.plain) {
+                        let cell = job.as_any().downcast_ref::<TaskCell<u32, u32>>().map(|c| {
+                            if let Some(input) = c.start() {
+                                c.settle(Ok(input + 1));
+                            }
+                        });
+                        assert!(cell.is_some());
+                        continue;
+                    }
+                    if pool.lifecycle.load(Ordering::SeqCst) != OPEN {
+                        fence(Ordering::SeqCst);
+                        if pool.scheduler.is_empty() {
+                            return;
+                        }
+                    }
+                    thread::yield_now();
+                })
+            };
+            let submitter = {
+                let (pool, cell) = (Arc::clone(&pool), Arc::clone(&cell));
+                thread::spawn(move || {
+                    if pool.lifecycle.load(Ordering::SeqCst) != OPEN {
+                        return Err(7);
+                    }
+                    pool.scheduler
+                        .push(Arc::clone(&cell) as Arc<dyn crate::cell::Job>, 3);
+                    fence(Ordering::SeqCst);
+                    if pool.lifecycle.load(Ordering::Relaxed) != OPEN {
+                        if let Some(input) = cell.withdraw() {
+                            return Err(input);
+                        }
+                    }
+                    Ok(())
+                })
+            };
+            let _ =
+                pool.lifecycle
+                    .compare_exchange(OPEN, CLOSED, Ordering::SeqCst, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let submitted = submitter.join().unwrap();
+            worker.join().unwrap();
+            match submitted {
+                Ok(()) => assert_eq!(cell.try_result_for_model(), Some(8)),
+                Err(input) => assert_eq!(input, 7),
             }
         });
     }
