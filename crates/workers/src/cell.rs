@@ -30,7 +30,6 @@ use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -48,6 +47,11 @@ const RUNNER: usize = 1 << 4;
 const DEPENDENTS: usize = 1 << 5;
 const RETRY: usize = 1 << 6;
 const OUTCOME_SHIFT: usize = 8;
+/// Attempts started so far sit above the outcome; each start adds one in the
+/// same compare-and-swap that sets `RUNNING`.
+const ATTEMPT_SHIFT: usize = 16;
+const ATTEMPT: usize = 1 << ATTEMPT_SHIFT;
+const OUTCOME_MASK: usize = ATTEMPT - 1;
 
 /// How a task settled; written into the state word by the party that claimed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,10 +122,18 @@ pub(crate) struct Sched {
     pub(crate) deadline: Ticks,
     /// Whether it runs even when still queued at its deadline.
     pub(crate) run_late: bool,
-    /// Its supersede key, hashed with its task type.
-    pub(crate) key: Option<u64>,
+    /// Its supersede key, hashed with its task type; 0 for none.
+    pub(crate) key_hash: u64,
     /// How many times a failed attempt may be run again.
     pub(crate) max_retries: u32,
+}
+
+impl Sched {
+    /// Its supersede key, if it has one.
+    #[inline]
+    pub(crate) fn key(&self) -> Option<u64> {
+        (self.key_hash != 0).then_some(self.key_hash)
+    }
 }
 
 /// The part of a cell that does not depend on the task's types.
@@ -139,11 +151,6 @@ pub(crate) struct Header {
     started: AtomicU64,
     completed: AtomicU64,
     sched: Sched,
-    /// Attempts started so far (more than one only when retried).
-    attempts: AtomicUsize,
-    /// A copy of the error it settled with, for the tasks that depend on it;
-    /// written by the claimer before `SETTLED`.
-    failure: OnceLock<Box<TaskError>>,
 }
 
 impl Header {
@@ -174,12 +181,12 @@ impl Header {
 
     /// Attempts started so far.
     pub(crate) fn attempts(&self) -> usize {
-        self.attempts.load(Ordering::Relaxed)
+        self.state.load(Ordering::Acquire) >> ATTEMPT_SHIFT
     }
 
-    /// The error it settled with, once settled without a value.
-    pub(crate) fn failure(&self) -> Option<&TaskError> {
-        self.failure.get().map(|error| &**error)
+    /// A copy of the error it settled with, once settled without a value.
+    pub(crate) fn failure(&self) -> Option<TaskError> {
+        lock(&self.wakers).as_ref()?.failure.clone()
     }
 
     /// Whether its last attempt asked to be run again; clears the request.
@@ -220,7 +227,7 @@ impl Header {
 
     /// How it settled, once claimed.
     pub(crate) fn outcome(&self) -> Option<Outcome> {
-        Outcome::from_bits(self.state.load(Ordering::Acquire) >> OUTCOME_SHIFT)
+        Outcome::from_bits((self.state.load(Ordering::Acquire) & OUTCOME_MASK) >> OUTCOME_SHIFT)
     }
 
     /// Registers the waker of the worker running this task's async handler, so
@@ -239,7 +246,7 @@ impl Header {
             }
             match self.state.compare_exchange_weak(
                 current,
-                current | RUNNING,
+                (current | RUNNING) + ATTEMPT,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -303,17 +310,18 @@ impl Header {
         if before & (WAKER | RUNNER | DEPENDENTS) == 0 {
             return;
         }
-        let wakers = lock(&self.wakers).take();
-        if let Some(wakers) = wakers {
-            let Wakers {
-                handle,
-                runner,
-                dependents,
-            } = *wakers;
-            handle.into_iter().chain(runner).for_each(Waker::wake);
-            for dependent in dependents {
-                dependent.dependency_settled(self);
-            }
+        // Take what is to be woken, leaving the failure for late dependents.
+        let (handle, runner, dependents) = match lock(&self.wakers).as_mut() {
+            Some(wakers) => (
+                wakers.handle.take(),
+                wakers.runner.take(),
+                std::mem::take(&mut wakers.dependents),
+            ),
+            None => return,
+        };
+        handle.into_iter().chain(runner).for_each(Waker::wake);
+        for dependent in dependents {
+            dependent.dependency_settled(self);
         }
     }
 
@@ -322,7 +330,7 @@ impl Header {
     ///
     /// The entry is stored before `DEPENDENTS` is set. If the same atomic step
     /// shows `SETTLED`, the settler may or may not have seen the flag, so
-    /// whoever removes the entry from the list (the settler taking the whole
+    /// whoever removes the entry from the list (the settler emptying the
     /// list, or this call taking its own entry back) does the notifying.
     pub(crate) fn add_dependent(&self, dependent: Arc<dyn Dependent>) {
         if !self.is_settled() {
@@ -374,6 +382,10 @@ struct Wakers {
     runner: Option<Waker>,
     /// Tasks waiting for this one.
     dependents: Vec<Arc<dyn Dependent>>,
+    /// A copy of the error the task settled with, for the tasks that depend
+    /// on it; written by the claimer before `SETTLED`. Only failed tasks
+    /// allocate this box for it.
+    failure: Option<TaskError>,
 }
 
 /// A task waiting for another to settle.
@@ -450,8 +462,6 @@ impl<I: Clone + Send + 'static, O: Send + 'static> TaskCell<I, O> {
                 started: AtomicU64::new(0),
                 completed: AtomicU64::new(0),
                 sched: spec.sched,
-                attempts: AtomicUsize::new(0),
-                failure: OnceLock::new(),
             },
             input: UnsafeCell::new(input),
             output: UnsafeCell::new(None),
@@ -479,9 +489,7 @@ impl<I: Clone + Send + 'static, O: Send + 'static> TaskCell<I, O> {
         if self.header.started() == 0 {
             self.header.set_started(clock::now());
         }
-        // Only the party that set `RUNNING` writes the count: no read-modify-write needed.
-        let attempt = self.header.attempts.load(Ordering::Relaxed) + 1;
-        self.header.attempts.store(attempt, Ordering::Relaxed);
+        let attempt = self.header.attempts();
         let retries_left = attempt <= self.header.sched.max_retries as usize;
         // SAFETY: `try_start` set `RUNNING` on an unclaimed task; only that
         // caller touches `input` until it clears `RUNNING` again (a retry) or
@@ -551,7 +559,10 @@ impl<I: Clone + Send + 'static, O: Send + 'static> TaskCell<I, O> {
     /// Writes the result of a task this thread claimed, then publishes it.
     fn write_result(&self, result: Result<O, TaskError>) {
         if let Err(error) = &result {
-            let _ = self.header.failure.set(Box::new(error.clone()));
+            let failure = Some(error.clone());
+            lock(&self.header.wakers)
+                .get_or_insert_with(Box::default)
+                .failure = failure;
         }
         // SAFETY: the caller set `CLAIMED`; until `publish` sets `SETTLED`
         // nobody else reads or writes `output`.

@@ -123,10 +123,7 @@ impl Dependent for Gate {
 
         // The first dependency that did not succeed settles the task.
         drop(lock(&self.release).take());
-        let cause = dependency
-            .failure()
-            .cloned()
-            .unwrap_or(TaskError::Terminated);
+        let cause = dependency.failure().unwrap_or(TaskError::Terminated);
         let error = match cause {
             TaskError::Terminated => TaskError::Terminated,
             cause => TaskError::DependencyFailed {

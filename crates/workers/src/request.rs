@@ -281,10 +281,10 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
             .priority
             .map_or(normal, |p| shared.scheduler.class_of(p.0, levels));
         let deadline = options.deadline.map_or(0, clock::from_instant);
-        let key = options.key.map(|key| {
+        let key_hash = options.key.map_or(0, |key| {
             let mut hasher = std::hash::DefaultHasher::new();
             (index, key).hash(&mut hasher);
-            hasher.finish()
+            hasher.finish().max(1)
         });
         CellSpec {
             handler: index,
@@ -296,7 +296,7 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
                 scheduled: class != normal || deadline != 0,
                 deadline,
                 run_late: options.run_late,
-                key,
+                key_hash,
                 max_retries: options.retries.unwrap_or(shared.options.max_retries),
             },
         }

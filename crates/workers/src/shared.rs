@@ -178,7 +178,7 @@ impl Shared {
             self.scheduler.pop(&self.queue)
         }?;
         self.backpressure.release(1);
-        if job.header().sched().key.is_some() {
+        if job.header().sched().key_hash != 0 {
             self.forget_key(&job);
         }
         Some(job)
@@ -206,6 +206,7 @@ impl Shared {
 
     /// Pushes a task and wakes a sleeping worker if there is one. Returns the
     /// lifecycle state seen after the push (see the module docs).
+    #[inline]
     pub(crate) fn push(&self, job: Arc<dyn Job>) -> usize {
         self.enqueue(job);
         fence(Ordering::SeqCst);
@@ -216,9 +217,10 @@ impl Shared {
     }
 
     /// Puts a task in the plain queue or the scheduler, without waking.
+    #[inline]
     pub(crate) fn enqueue(&self, job: Arc<dyn Job>) {
         let sched = *job.header().sched();
-        if let Some(key) = sched.key {
+        if let Some(key) = sched.key() {
             self.supersede(key, &job);
         }
         if !sched.scheduled {
@@ -257,7 +259,7 @@ impl Shared {
 
     /// Removes a popped task from the key map if it is still listed there.
     fn forget_key(&self, job: &Arc<dyn Job>) {
-        let Some(key) = job.header().sched().key else {
+        let Some(key) = job.header().sched().key() else {
             return;
         };
         let mut keys = lock(&self.keys);
