@@ -19,6 +19,19 @@
 //! - **Closing** stops intake and lets queued tasks finish; **terminating**
 //!   settles everything at once.
 //!
+//! ## Scheduling
+//!
+//! Plain tasks run first in first out. Per task ([`TaskRequest`]) a caller can
+//! also choose a [`Priority`] class (higher first, with a share for lower
+//! classes so none starves), a deadline (earliest first within a class; still
+//! queued at it, the task expires unrun), a supersede key (a newer task with
+//! the key replaces a queued one), retries, and dependencies on other tasks
+//! (by handle, by id, or as a continuation that receives their results:
+//! [`WorkerPool::then`]). [`WorkerPool::batch`] submits many tasks with one
+//! handle for all results. The pool can bound its queue
+//! ([`PoolBuilder::max_queue_size`]) and grow and shrink between
+//! [`PoolBuilder::min_workers`] and [`PoolBuilder::max_workers`].
+//!
 //! ## Example
 //!
 //! ```

@@ -242,8 +242,11 @@ impl<S: 'static> Worker<S> {
     /// Runs one task taken from the queue.
     fn run_job(&mut self, job: Arc<dyn Job>, handlers: &Handlers<S>) {
         let header = job.header();
+        // The last task's end serves as this one's start, unless this one
+        // was submitted after it.
         let now = match std::mem::take(&mut self.last_tick) {
             0 => clock::now(),
+            tick if tick < header.created() => clock::now(),
             tick => tick,
         };
         if self.expires_unrun(&job, now) {
