@@ -1,9 +1,18 @@
 //! Batches: many tasks of one type submitted at once, gathered by one handle.
 //!
-//! Each item is its own task (its own cell, id and result, so errors are per
-//! item), but the batch is queued with one pass over the plain queue and one
-//! round of wake-ups: at most one per sleeping worker, however many items,
-//! where submitting one by one may wake a worker per task.
+//! A batch is cut into one chunk per live worker (fewer for a small batch),
+//! and each chunk is one job in the plain queue: a worker that takes it runs
+//! its items in order with the task type's handler and settles the chunk with
+//! the items' results. So a batch costs one allocation, one queue operation
+//! and at most one wake-up per worker, not one of each per item, and still
+//! reports errors per item.
+//!
+//! What a chunk shares as one job: a cancel, a terminate or a time limit
+//! (the pool's `task_timeout` times the chunk's length) settles all its items
+//! at once, `metrics()` counts it as one task, and the handler's
+//! [`TaskContext::id`](crate::TaskContext::id) is the chunk's. If an item
+//! panics, it and the chunk's items after it settle as `Panicked` and the
+//! worker is rebuilt before its next task.
 
 use std::fmt;
 use std::future::Future;
@@ -14,6 +23,7 @@ use std::task::{Context, Poll};
 use crate::cell::{CellSpec, Job, TaskCell};
 use crate::error::{SubmitError, SubmitErrorReason, TaskError};
 use crate::handle::TaskHandle;
+use crate::handlers::ChunkCell;
 use crate::pool::WorkerPool;
 use crate::shared::{OPEN, TERMINATED};
 use crate::sync::{fence, Ordering};
@@ -25,39 +35,58 @@ use crate::task::Task;
 /// Like [`TaskHandle`], it is a [`Future`] for any executor and can also be
 /// waited on from a plain thread.
 pub struct BatchHandle<O> {
-    handles: Vec<TaskHandle<O>>,
+    chunks: Vec<(usize, TaskHandle<Vec<Result<O, TaskError>>>)>,
+    len: usize,
     results: Vec<Result<O, TaskError>>,
+    gathered: usize,
 }
 
 impl<O> BatchHandle<O> {
     /// Number of items.
     pub fn len(&self) -> usize {
-        self.handles.len()
+        self.len
     }
 
     /// Whether the batch has no items.
     pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
+        self.len == 0
     }
 
-    /// The items' handles, in submission order (for their ids, or to cancel
-    /// one).
-    pub fn handles(&self) -> &[TaskHandle<O>] {
-        &self.handles
+    /// Whether every item has settled.
+    pub fn is_settled(&self) -> bool {
+        self.chunks[self.gathered..]
+            .iter()
+            .all(|(_, chunk)| chunk.is_settled())
     }
 
-    /// Cancels every item not yet settled; returns how many were.
-    pub fn cancel(&self) -> usize {
-        self.handles.iter().filter(|handle| handle.cancel()).count()
+    /// Cancels the items not yet settled (a chunk a worker runs is asked to
+    /// stop, as a running task is); returns whether any were.
+    pub fn cancel(&self) -> bool {
+        self.chunks
+            .iter()
+            .fold(false, |any, (_, chunk)| chunk.cancel() | any)
     }
 
     /// Blocks until every item has settled; returns their results in
     /// submission order.
     pub fn wait(self) -> Vec<Result<O, TaskError>> {
         let mut results = self.results;
-        let done = results.len();
-        results.extend(self.handles.into_iter().skip(done).map(TaskHandle::wait));
+        for (len, chunk) in self.chunks.into_iter().skip(self.gathered) {
+            gather(&mut results, len, chunk.wait());
+        }
         results
+    }
+}
+
+/// Appends a chunk's results, or its one error once per item.
+fn gather<O>(
+    results: &mut Vec<Result<O, TaskError>>,
+    len: usize,
+    chunk: Result<Vec<Result<O, TaskError>>, TaskError>,
+) {
+    match chunk {
+        Ok(items) => results.extend(items),
+        Err(error) => results.extend((0..len).map(|_| Err(error.clone()))),
     }
 }
 
@@ -68,9 +97,13 @@ impl<O> Future for BatchHandle<O> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        while let Some(handle) = this.handles.get_mut(this.results.len()) {
-            match Pin::new(handle).poll(cx) {
-                Poll::Ready(result) => this.results.push(result),
+        while let Some((len, chunk)) = this.chunks.get_mut(this.gathered) {
+            let len = *len;
+            match Pin::new(chunk).poll(cx) {
+                Poll::Ready(chunk) => {
+                    gather(&mut this.results, len, chunk);
+                    this.gathered += 1;
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -81,7 +114,7 @@ impl<O> Future for BatchHandle<O> {
 impl<O> fmt::Debug for BatchHandle<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BatchHandle")
-            .field("items", &self.handles.len())
+            .field("items", &self.len)
             .field("gathered", &self.results.len())
             .finish()
     }
@@ -132,38 +165,62 @@ impl WorkerPool {
             ));
         }
 
-        // Queue every item, then wake the workers once.
-        let cells: Vec<Arc<TaskCell<T::Input, T::Output>>> = inputs
+        // One chunk per live worker, queued together, then one round of wake-ups.
+        let len = inputs.len();
+        let chunks = chunk_inputs(inputs, shared.live_workers.load(Ordering::Relaxed));
+        let timeout = shared.options.task_timeout;
+        let cells: Vec<(usize, Arc<ChunkCell<T>>)> = chunks
             .into_iter()
-            .map(|input| TaskCell::new(CellSpec::plain(index, name), input))
+            .map(|items| {
+                let mut spec = CellSpec::plain(index, name);
+                let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
+                spec.timeout = timeout.map(|limit| limit.saturating_mul(count));
+                (items.len(), TaskCell::new(spec, items))
+            })
             .collect();
-        for cell in &cells {
+        for (_, cell) in &cells {
             shared.queue.push(Arc::clone(cell) as Arc<dyn Job>);
         }
         fence(Ordering::SeqCst);
-        let wake = cells.len().min(shared.workers.len());
         if shared.searching.load(Ordering::Relaxed) == 0 {
-            for _ in 0..wake {
-                shared.wake_one();
-            }
+            cells.iter().for_each(|_| shared.wake_one());
         }
 
         // Closed meanwhile: nobody may be left to run them (see `shared`).
         let lifecycle = shared.lifecycle();
         if lifecycle != OPEN {
-            for cell in &cells {
+            for (_, cell) in &cells {
                 cell.settle_idle(TaskError::Terminated);
             }
             if lifecycle == TERMINATED {
                 shared.wake_all();
             }
         }
+        shared.backpressure.release(len - cells.len());
         Ok(BatchHandle {
-            results: Vec::with_capacity(cells.len()),
-            handles: cells
+            len,
+            results: Vec::with_capacity(len),
+            gathered: 0,
+            chunks: cells
                 .into_iter()
-                .map(|cell| TaskHandle::new(cell))
+                .map(|(len, cell)| (len, TaskHandle::new(cell)))
                 .collect(),
         })
     }
+}
+
+/// Cuts `inputs` into at most `parts` chunks of nearly equal length, in order.
+fn chunk_inputs<I>(inputs: Vec<I>, parts: usize) -> Vec<Vec<I>> {
+    let parts = parts.clamp(1, inputs.len().max(1));
+    let (base, extra) = (inputs.len() / parts, inputs.len() % parts);
+    let mut items = inputs.into_iter();
+    (0..parts)
+        .map(|part| {
+            items
+                .by_ref()
+                .take(base + usize::from(part < extra))
+                .collect()
+        })
+        .filter(|chunk: &Vec<I>| !chunk.is_empty())
+        .collect()
 }

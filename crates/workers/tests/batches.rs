@@ -46,3 +46,27 @@ fn a_batch_larger_than_the_room_left_is_refused_whole() {
     assert_eq!(error.reason(), &SubmitErrorReason::QueueFull { limit: 3 });
     assert_eq!(error.into_input(), [0, 1, 2, 3]);
 }
+
+#[test]
+fn a_panicking_item_fails_itself_and_the_rest_of_its_chunk_but_not_other_chunks() {
+    let pool = WorkerPool::builder(handlers()).workers(1).build().unwrap();
+    let results = pool
+        .batch::<Panic>(["boom".to_owned(), "never".to_owned()])
+        .unwrap()
+        .wait();
+    assert!(matches!(&results[0], Err(TaskError::Panicked { message, .. }) if message == "boom"));
+    assert!(
+        matches!(&results[1], Err(TaskError::Panicked { message, .. }) if message.contains("not run"))
+    );
+
+    // The worker was rebuilt and runs the next batch.
+    assert_eq!(pool.batch::<Double>([4]).unwrap().wait(), [Ok(8)]);
+}
+
+#[test]
+fn an_empty_batch_resolves_to_no_results() {
+    let pool = WorkerPool::builder(handlers()).workers(1).build().unwrap();
+    let batch = pool.batch::<Double>([]).unwrap();
+    assert!(batch.is_empty());
+    assert!(batch.wait().is_empty());
+}
