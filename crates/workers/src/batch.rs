@@ -29,13 +29,17 @@ use crate::shared::{OPEN, TERMINATED};
 use crate::sync::{fence, Ordering};
 use crate::task::Task;
 
+/// The handle of one chunk: its items' results.
+type ChunkHandle<O> = TaskHandle<Vec<Result<O, TaskError>>>;
+
 /// The handle of a batch: resolves to every item's result, in submission
 /// order; see [`WorkerPool::batch`].
 ///
 /// Like [`TaskHandle`], it is a [`Future`] for any executor and can also be
 /// waited on from a plain thread.
 pub struct BatchHandle<O> {
-    chunks: Vec<(usize, TaskHandle<Vec<Result<O, TaskError>>>)>,
+    /// Each chunk's length and handle.
+    chunks: Vec<(usize, ChunkHandle<O>)>,
     len: usize,
     results: Vec<Result<O, TaskError>>,
     gathered: usize,
