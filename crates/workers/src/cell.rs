@@ -437,6 +437,7 @@ impl CellSpec {
 
 impl<I: Clone + Send + 'static, O: Send + 'static> TaskCell<I, O> {
     /// A queued task holding `input`.
+    #[inline]
     pub(crate) fn new(spec: CellSpec, input: I) -> Arc<Self> {
         Self::with_input(spec, Some(input))
     }
@@ -447,6 +448,7 @@ impl<I: Clone + Send + 'static, O: Send + 'static> TaskCell<I, O> {
         Self::with_input(spec, None)
     }
 
+    #[inline]
     fn with_input(spec: CellSpec, input: Option<I>) -> Arc<Self> {
         Arc::new(TaskCell {
             header: Header {

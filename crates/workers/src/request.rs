@@ -26,11 +26,18 @@ pub(crate) enum Target {
     Unknown(String),
 }
 
-/// The per-task options of a request.
+/// The per-task options of a request. The rarely used ones live in a box,
+/// so that a plain submission moves a small value.
 #[derive(Default)]
 struct Options {
     timeout: Option<Duration>,
     priority: Option<Priority>,
+    extra: Option<Box<Extra>>,
+}
+
+/// The options most submissions do not use.
+#[derive(Default)]
+struct Extra {
     deadline: Option<Instant>,
     run_late: bool,
     key: Option<u64>,
@@ -69,6 +76,19 @@ pub struct TaskRequest<'p, I, O> {
     _output: PhantomData<fn() -> O>,
 }
 
+impl Options {
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// Whether the task waits for other tasks.
+    fn waits(&self) -> bool {
+        self.extra
+            .as_ref()
+            .is_some_and(|extra| !extra.after.is_empty() || !extra.after_ids.is_empty())
+    }
+}
+
 impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
     pub(crate) fn new(pool: &'p WorkerPool, target: Target, input: I) -> Self {
         TaskRequest {
@@ -100,14 +120,14 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
     /// starts in time and finishes after its deadline is counted in
     /// [`OutcomeCounts::finished_late`](crate::OutcomeCounts::finished_late).
     pub fn deadline(mut self, deadline: Instant) -> Self {
-        self.options.deadline = Some(deadline);
+        self.options.extra().deadline = Some(deadline);
         self
     }
 
     /// Runs the task even if it is still queued at its deadline (the deadline
     /// then only orders it).
     pub fn run_late(mut self) -> Self {
-        self.options.run_late = true;
+        self.options.extra().run_late = true;
         self
     }
 
@@ -119,14 +139,14 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
     pub fn key(mut self, key: impl Hash) -> Self {
         let mut hasher = std::hash::DefaultHasher::new();
         key.hash(&mut hasher);
-        self.options.key = Some(hasher.finish());
+        self.options.extra().key = Some(hasher.finish());
         self
     }
 
     /// How many times this task runs again after its handler returns an
     /// error, instead of the pool's [`max_retries`](crate::PoolBuilder::max_retries).
     pub fn retries(mut self, retries: u32) -> Self {
-        self.options.retries = Some(retries);
+        self.options.extra().retries = Some(retries);
         self
     }
 
@@ -137,7 +157,7 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
     /// can never form a cycle. To receive the dependency's result, see
     /// [`WorkerPool::then`].
     pub fn after<D>(mut self, dependency: &TaskHandle<D>) -> Self {
-        self.options.after.push(dependency.job());
+        self.options.extra().after.push(dependency.job());
         self
     }
 
@@ -147,14 +167,14 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
     /// ([`SubmitErrorReason::UnknownDependency`], or
     /// [`SubmitErrorReason::DependencyCycle`] for the task's own id).
     pub fn after_ids(mut self, ids: &[TaskId]) -> Self {
-        self.options.after_ids.extend_from_slice(ids);
+        self.options.extra().after_ids.extend_from_slice(ids);
         self
     }
 
     /// Lists this task by id until it settles, so that later tasks can name
     /// it in [`after_ids`](Self::after_ids). Only such tasks pay for an entry.
     pub fn dependable(mut self) -> Self {
-        self.options.dependable = true;
+        self.options.extra().dependable = true;
         self
     }
 
@@ -162,7 +182,7 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
     /// dependable tasks an id must be unique
     /// ([`SubmitErrorReason::DuplicateId`]).
     pub fn id(mut self, id: TaskId) -> Self {
-        self.options.id = Some(id);
+        self.options.extra().id = Some(id);
         self
     }
 
@@ -229,7 +249,12 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
         let spec = self.spec(shared, index, name);
         let cell = TaskCell::<I, O>::new(spec, self.input);
         let job: Arc<dyn Job> = cell.clone();
-        if self.options.dependable {
+        if self
+            .options
+            .extra
+            .as_ref()
+            .is_some_and(|extra| extra.dependable)
+        {
             if let Err(reason) = shared.registry.register(&job) {
                 let input = cell.withdraw();
                 if dependencies.is_empty() {
@@ -264,10 +289,12 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
                 reason: "a zero time limit would fail the task before it starts".to_owned(),
             });
         }
-        let mut dependencies = self.options.after.clone();
-        if !self.options.after_ids.is_empty() {
-            let own = self.options.id;
-            dependencies.extend(shared.registry.resolve(&self.options.after_ids, own)?);
+        let Some(extra) = &self.options.extra else {
+            return Ok(Vec::new());
+        };
+        let mut dependencies = extra.after.clone();
+        if !extra.after_ids.is_empty() {
+            dependencies.extend(shared.registry.resolve(&extra.after_ids, extra.id)?);
         }
         Ok(dependencies)
     }
@@ -280,8 +307,10 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
         let class = options
             .priority
             .map_or(normal, |p| shared.scheduler.class_of(p.0, levels));
-        let deadline = options.deadline.map_or(0, clock::from_instant);
-        let key_hash = options.key.map_or(0, |key| {
+        let none = Extra::default();
+        let extra = options.extra.as_deref().unwrap_or(&none);
+        let deadline = extra.deadline.map_or(0, clock::from_instant);
+        let key_hash = extra.key.map_or(0, |key| {
             let mut hasher = std::hash::DefaultHasher::new();
             (index, key).hash(&mut hasher);
             hasher.finish().max(1)
@@ -290,14 +319,14 @@ impl<'p, I: Clone + Send + 'static, O: Send + 'static> TaskRequest<'p, I, O> {
             handler: index,
             name,
             timeout: options.timeout,
-            id: options.id,
+            id: extra.id,
             sched: Sched {
                 priority: u8::try_from(class).unwrap_or(u8::MAX),
                 scheduled: class != normal || deadline != 0,
                 deadline,
-                run_late: options.run_late,
+                run_late: extra.run_late,
                 key_hash,
-                max_retries: options.retries.unwrap_or(shared.options.max_retries),
+                max_retries: extra.retries.unwrap_or(shared.options.max_retries),
             },
         }
     }
@@ -328,7 +357,7 @@ impl<I: Clone + Send + 'static, O: Send + 'static> Future for SubmitFuture<'_, I
             panic!("a submission was polled after it had finished");
         };
         let shared = Arc::clone(request.pool.shared());
-        let waits = !request.options.after.is_empty() || !request.options.after_ids.is_empty();
+        let waits = request.options.waits();
         let mut reserved = false;
         if shared.refusal().is_none() && !waits && shared.backpressure.limit().is_some() {
             reserved = shared.backpressure.try_reserve(1);
