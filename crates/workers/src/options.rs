@@ -98,7 +98,7 @@ impl Default for PoolOptions {
 /// Yield rounds an idle worker spends looking for work before it parks; see
 /// [`PoolBuilder::idle_spins`](crate::PoolBuilder::idle_spins) for the figures
 /// behind this value.
-pub(crate) const DEFAULT_IDLE_SPINS: u32 = 16;
+pub(crate) const DEFAULT_IDLE_SPINS: u32 = 64;
 
 /// The most priority classes a pool may have.
 pub const MAX_PRIORITY_LEVELS: usize = 256;

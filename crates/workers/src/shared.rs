@@ -41,6 +41,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_deque::{Injector, Steal};
 use crossbeam_utils::sync::Unparker;
+use crossbeam_utils::CachePadded;
 
 use crate::backpressure::Backpressure;
 use crate::cell::{Job, Outcome};
@@ -135,9 +136,10 @@ pub(crate) struct Shared {
     pub(crate) spawner: Box<Spawner>,
     pub(crate) lifecycle: AtomicUsize,
     pub(crate) workers: Box<[WorkerSlot]>,
-    pub(crate) sleepers: AtomicUsize,
+    /// Workers asleep; on its own cache line, as `searching`: both change often.
+    pub(crate) sleepers: CachePadded<AtomicUsize>,
     /// Workers awake and looking for a task.
-    pub(crate) searching: AtomicUsize,
+    pub(crate) searching: CachePadded<AtomicUsize>,
     /// Worker threads running (slots occupied).
     pub(crate) live_workers: AtomicUsize,
     pub(crate) names: Vec<&'static str>,
