@@ -16,6 +16,11 @@
 //! - `WAKER`, `RUNNER`: a waker is registered for the handle (an awaiting or
 //!   blocked caller) or for the worker running an async handler; the settler
 //!   wakes each one that is present.
+//! - `DEPENDENTS`: tasks wait for this one to settle (see [`Dependent`]); the
+//!   settler notifies each exactly once.
+//! - `RETRY`: the last attempt failed and the task will run again; `RUNNING`
+//!   was cleared in the same step, so the task is back to "not started" and
+//!   can still be claimed (a cancel or terminate while it waits).
 //!
 //! `RUNNING` and `CLAIMED` exclude each other's side effects: the input is
 //! taken only by the party that set `RUNNING` while the task was unclaimed, or
@@ -39,7 +44,14 @@ const CLAIMED: usize = 1 << 1;
 const SETTLED: usize = 1 << 2;
 const WAKER: usize = 1 << 3;
 const RUNNER: usize = 1 << 4;
+const DEPENDENTS: usize = 1 << 5;
+const RETRY: usize = 1 << 6;
 const OUTCOME_SHIFT: usize = 8;
+/// Attempts started so far sit above the outcome; each start adds one in the
+/// same compare-and-swap that sets `RUNNING`.
+const ATTEMPT_SHIFT: usize = 16;
+const ATTEMPT: usize = 1 << ATTEMPT_SHIFT;
+const OUTCOME_MASK: usize = ATTEMPT - 1;
 
 /// How a task settled; written into the state word by the party that claimed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +71,12 @@ pub(crate) enum Outcome {
     Terminated = 6,
     /// The submitter took it back because the pool closed during submission.
     Withdrawn = 7,
+    /// It was still queued at its deadline.
+    Expired = 8,
+    /// A newer task with its key replaced it while queued.
+    Superseded = 9,
+    /// A task it depends on did not succeed.
+    DependencyFailed = 10,
 }
 
 impl Outcome {
@@ -71,6 +89,9 @@ impl Outcome {
             5 => Outcome::Cancelled,
             6 => Outcome::Terminated,
             7 => Outcome::Withdrawn,
+            8 => Outcome::Expired,
+            9 => Outcome::Superseded,
+            10 => Outcome::DependencyFailed,
             _ => return None,
         })
     }
@@ -82,8 +103,36 @@ impl Outcome {
             TaskError::TimedOut { .. } => Outcome::TimedOut,
             TaskError::Cancelled => Outcome::Cancelled,
             TaskError::Terminated => Outcome::Terminated,
+            TaskError::Expired { .. } => Outcome::Expired,
+            TaskError::Superseded { .. } => Outcome::Superseded,
+            TaskError::DependencyFailed { .. } => Outcome::DependencyFailed,
             _ => Outcome::Failed,
         }
+    }
+}
+
+/// How a task is scheduled: fixed at submission.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Sched {
+    /// Its priority class; 0 is the lowest.
+    pub(crate) priority: u8,
+    /// Whether it goes through the scheduler rather than the plain queue.
+    pub(crate) scheduled: bool,
+    /// When it must have started by, in ticks; 0 for no deadline.
+    pub(crate) deadline: Ticks,
+    /// Whether it runs even when still queued at its deadline.
+    pub(crate) run_late: bool,
+    /// Its supersede key, hashed with its task type; 0 for none.
+    pub(crate) key_hash: u64,
+    /// How many times a failed attempt may be run again.
+    pub(crate) max_retries: u32,
+}
+
+impl Sched {
+    /// Its supersede key, if it has one.
+    #[inline]
+    pub(crate) fn key(&self) -> Option<u64> {
+        (self.key_hash != 0).then_some(self.key_hash)
     }
 }
 
@@ -101,6 +150,7 @@ pub(crate) struct Header {
     created: Ticks,
     started: AtomicU64,
     completed: AtomicU64,
+    sched: Sched,
 }
 
 impl Header {
@@ -122,6 +172,27 @@ impl Header {
     /// The task's own time limit, if it has one.
     pub(crate) fn timeout(&self) -> Option<Duration> {
         (self.timeout_nanos != 0).then(|| Duration::from_nanos(self.timeout_nanos))
+    }
+
+    /// How the task is scheduled.
+    pub(crate) fn sched(&self) -> &Sched {
+        &self.sched
+    }
+
+    /// Attempts started so far.
+    pub(crate) fn attempts(&self) -> usize {
+        self.state.load(Ordering::Acquire) >> ATTEMPT_SHIFT
+    }
+
+    /// A copy of the error it settled with, once settled without a value.
+    pub(crate) fn failure(&self) -> Option<TaskError> {
+        lock(&self.wakers).as_ref()?.failure.clone()
+    }
+
+    /// Whether its last attempt asked to be run again; clears the request.
+    pub(crate) fn take_retry(&self) -> bool {
+        self.state.load(Ordering::Acquire) & RETRY != 0
+            && self.state.fetch_and(!RETRY, Ordering::AcqRel) & RETRY != 0
     }
 
     /// When the task was submitted.
@@ -156,7 +227,7 @@ impl Header {
 
     /// How it settled, once claimed.
     pub(crate) fn outcome(&self) -> Option<Outcome> {
-        Outcome::from_bits(self.state.load(Ordering::Acquire) >> OUTCOME_SHIFT)
+        Outcome::from_bits((self.state.load(Ordering::Acquire) & OUTCOME_MASK) >> OUTCOME_SHIFT)
     }
 
     /// Registers the waker of the worker running this task's async handler, so
@@ -175,7 +246,7 @@ impl Header {
             }
             match self.state.compare_exchange_weak(
                 current,
-                current | RUNNING,
+                (current | RUNNING) + ATTEMPT,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -210,21 +281,79 @@ impl Header {
         }
     }
 
-    /// Publishes the written result and wakes whoever waits for it.
+    /// Clears `RUNNING` and sets `RETRY`, unless somebody claimed the task
+    /// meanwhile. Returns whether the task will run again.
+    fn try_retry(&self) -> bool {
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            if current & CLAIMED != 0 || current & RUNNING == 0 {
+                return false;
+            }
+            let retrying = (current & !RUNNING) | RETRY;
+            match self.state.compare_exchange_weak(
+                current,
+                retrying,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Publishes the written result, wakes whoever waits for it and notifies
+    /// the tasks that depend on it.
     fn publish(&self) {
         self.completed.store(clock::now(), Ordering::Relaxed);
         let before = self.state.fetch_or(SETTLED, Ordering::AcqRel);
-        if before & (WAKER | RUNNER) == 0 {
+        if before & (WAKER | RUNNER | DEPENDENTS) == 0 {
             return;
         }
-        let wakers = lock(&self.wakers).take();
-        if let Some(wakers) = wakers {
-            wakers
-                .handle
-                .into_iter()
-                .chain(wakers.runner)
-                .for_each(Waker::wake);
+        // Take what is to be woken, leaving the failure for late dependents.
+        let (handle, runner, dependents) = match lock(&self.wakers).as_mut() {
+            Some(wakers) => (
+                wakers.handle.take(),
+                wakers.runner.take(),
+                std::mem::take(&mut wakers.dependents),
+            ),
+            None => return,
+        };
+        handle.into_iter().chain(runner).for_each(Waker::wake);
+        for dependent in dependents {
+            dependent.dependency_settled(self);
         }
+    }
+
+    /// Registers a task waiting for this one; it is notified exactly once,
+    /// when this one settles (at once if it already has).
+    ///
+    /// The entry is stored before `DEPENDENTS` is set. If the same atomic step
+    /// shows `SETTLED`, the settler may or may not have seen the flag, so
+    /// whoever removes the entry from the list (the settler emptying the
+    /// list, or this call taking its own entry back) does the notifying.
+    pub(crate) fn add_dependent(&self, dependent: Arc<dyn Dependent>) {
+        if !self.is_settled() {
+            lock(&self.wakers)
+                .get_or_insert_with(Box::default)
+                .dependents
+                .push(Arc::clone(&dependent));
+            if self.state.fetch_or(DEPENDENTS, Ordering::AcqRel) & SETTLED == 0 {
+                return;
+            }
+            let mut wakers = lock(&self.wakers);
+            let Some(list) = wakers.as_mut().map(|wakers| &mut wakers.dependents) else {
+                return;
+            };
+            let mine = list
+                .iter()
+                .position(|entry| std::ptr::addr_eq(Arc::as_ptr(entry), Arc::as_ptr(&dependent)));
+            match mine {
+                Some(position) => drop(list.swap_remove(position)),
+                None => return,
+            }
+        }
+        dependent.dependency_settled(self);
     }
 
     /// Registers the handle's waker; returns true if the task is already settled.
@@ -244,13 +373,26 @@ impl Header {
     }
 }
 
-/// The wakers a settle must wake.
+/// The wakers a settle must wake, and the tasks it must notify.
 #[derive(Default)]
 struct Wakers {
     /// The handle's (an awaiting or blocked caller).
     handle: Option<Waker>,
     /// The worker's running this task's async handler.
     runner: Option<Waker>,
+    /// Tasks waiting for this one.
+    dependents: Vec<Arc<dyn Dependent>>,
+    /// A copy of the error the task settled with, for the tasks that depend
+    /// on it; written by the claimer before `SETTLED`. Only failed tasks
+    /// allocate this box for it.
+    failure: Option<TaskError>,
+}
+
+/// A task waiting for another to settle.
+pub(crate) trait Dependent: Send + Sync {
+    /// Called exactly once, after `dependency` settled (its outcome and
+    /// failure are readable).
+    fn dependency_settled(&self, dependency: &Header);
 }
 
 /// A task's cell: its header, its input until started and its result until
@@ -275,16 +417,44 @@ pub(crate) struct CellSpec {
     pub(crate) handler: usize,
     pub(crate) name: &'static str,
     pub(crate) timeout: Option<Duration>,
+    /// A caller-chosen id; a random one if `None`.
+    pub(crate) id: Option<TaskId>,
+    pub(crate) sched: Sched,
 }
 
-impl<I: Send + 'static, O: Send + 'static> TaskCell<I, O> {
+impl CellSpec {
+    /// A task of handler `handler` with default options.
+    pub(crate) fn plain(handler: usize, name: &'static str) -> Self {
+        CellSpec {
+            handler,
+            name,
+            timeout: None,
+            id: None,
+            sched: Sched::default(),
+        }
+    }
+}
+
+impl<I: Clone + Send + 'static, O: Send + 'static> TaskCell<I, O> {
     /// A queued task holding `input`.
+    #[inline]
     pub(crate) fn new(spec: CellSpec, input: I) -> Arc<Self> {
+        Self::with_input(spec, Some(input))
+    }
+
+    /// A task whose input comes later ([`provide_input`](Self::provide_input)):
+    /// a continuation waiting for its dependencies' results.
+    pub(crate) fn without_input(spec: CellSpec) -> Arc<Self> {
+        Self::with_input(spec, None)
+    }
+
+    #[inline]
+    fn with_input(spec: CellSpec, input: Option<I>) -> Arc<Self> {
         Arc::new(TaskCell {
             header: Header {
                 state: AtomicUsize::new(0),
                 wakers: Mutex::new(None),
-                id: TaskId::random(),
+                id: spec.id.unwrap_or_else(TaskId::random),
                 handler: u32::try_from(spec.handler).unwrap_or(u32::MAX),
                 timeout_nanos: spec.timeout.map_or(0, |limit| {
                     u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX).max(1)
@@ -293,10 +463,23 @@ impl<I: Send + 'static, O: Send + 'static> TaskCell<I, O> {
                 created: clock::now(),
                 started: AtomicU64::new(0),
                 completed: AtomicU64::new(0),
+                sched: spec.sched,
             },
-            input: UnsafeCell::new(Some(input)),
+            input: UnsafeCell::new(input),
             output: UnsafeCell::new(None),
         })
+    }
+
+    /// Gives a waiting continuation its input.
+    ///
+    /// # Safety
+    ///
+    /// The task must not be queued yet, and only one thread may call this,
+    /// once: then nobody else can touch `input` (workers find the task only
+    /// after it is queued, which the caller does afterwards).
+    pub(crate) unsafe fn provide_input(&self, input: I) {
+        // SAFETY: guaranteed by the caller (see above).
+        unsafe { *self.input.get() = Some(input) };
     }
 
     /// Starts the task: marks it running and hands over its input, or `None`
@@ -308,9 +491,44 @@ impl<I: Send + 'static, O: Send + 'static> TaskCell<I, O> {
         if self.header.started() == 0 {
             self.header.set_started(clock::now());
         }
-        // SAFETY: `try_start` set `RUNNING` on an unclaimed, never-started task;
-        // only that caller touches `input` from now on (see the type's SAFETY).
-        unsafe { (*self.input.get()).take() }
+        let attempt = self.header.attempts();
+        let retries_left = attempt <= self.header.sched.max_retries as usize;
+        // SAFETY: `try_start` set `RUNNING` on an unclaimed task; only that
+        // caller touches `input` until it clears `RUNNING` again (a retry) or
+        // the task settles (see the type's SAFETY).
+        let slot = unsafe { &mut *self.input.get() };
+        if retries_left {
+            // Keep the input for the next attempt.
+            slot.clone()
+        } else {
+            slot.take()
+        }
+    }
+
+    /// Ends an attempt: settles the task with `result`, or, if the attempt
+    /// failed with a retryable error and retries are left, marks it to run
+    /// again (the worker then schedules it). Returns whether it settled now.
+    ///
+    /// Only a handler's own non-permanent error is retried: a panic, a time
+    /// limit, bad input or a permanent error settles at once.
+    pub(crate) fn complete(&self, result: Result<O, TaskError>) -> bool {
+        let retryable =
+            matches!(&result, Err(TaskError::Failed { error, .. }) if !error.is_permanent());
+        let retries_left = self.header.attempts() <= self.header.sched.max_retries as usize;
+        if retryable && retries_left && self.header.try_retry() {
+            return false;
+        }
+        self.settle(result)
+    }
+
+    /// Settles a task that no worker has started (queued, waiting for its
+    /// dependencies or for a retry) with `error`. Returns whether this call won.
+    pub(crate) fn settle_idle(&self, error: TaskError) -> bool {
+        if !self.header.try_claim(Outcome::of_error(&error), true) {
+            return false;
+        }
+        self.write_result(Err(error));
+        true
     }
 
     /// Takes back the input of a task that no worker has started, settling it
@@ -336,11 +554,22 @@ impl<I: Send + 'static, O: Send + 'static> TaskCell<I, O> {
         if !self.header.try_claim(outcome, false) {
             return false;
         }
-        // SAFETY: this call set `CLAIMED`; until it sets `SETTLED` below nobody
-        // else reads or writes `output`.
+        self.write_result(result);
+        true
+    }
+
+    /// Writes the result of a task this thread claimed, then publishes it.
+    fn write_result(&self, result: Result<O, TaskError>) {
+        if let Err(error) = &result {
+            let failure = Some(error.clone());
+            lock(&self.header.wakers)
+                .get_or_insert_with(Box::default)
+                .failure = failure;
+        }
+        // SAFETY: the caller set `CLAIMED`; until `publish` sets `SETTLED`
+        // nobody else reads or writes `output`.
         unsafe { *self.output.get() = Some(result.map_err(Box::new)) };
         self.header.publish();
-        true
     }
 
     /// The value a model-checked task settled with, if it succeeded.
@@ -367,19 +596,25 @@ pub(crate) trait Job: Send + Sync + 'static {
     fn header(&self) -> &Header;
     /// Settles the task with an error unless somebody settled it first.
     fn fail(&self, error: TaskError) -> bool;
+    /// Settles the task with an error only if no worker runs it now.
+    fn fail_idle(&self, error: TaskError) -> bool;
     /// The concrete cell, for a handler to downcast to its own types.
     fn as_any(&self) -> &dyn Any;
     /// The concrete cell as an owned `Arc`, for async handlers to keep.
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
-impl<I: Send + 'static, O: Send + 'static> Job for TaskCell<I, O> {
+impl<I: Clone + Send + 'static, O: Send + 'static> Job for TaskCell<I, O> {
     fn header(&self) -> &Header {
         &self.header
     }
 
     fn fail(&self, error: TaskError) -> bool {
         self.settle(Err(error))
+    }
+
+    fn fail_idle(&self, error: TaskError) -> bool {
+        self.settle_idle(error)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -397,9 +632,10 @@ pub(crate) trait ResultCell<O>: Send + Sync {
     fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<O, TaskError>>;
     fn try_result(&self) -> Option<Result<O, TaskError>>;
     fn cancel(&self) -> bool;
+    fn as_job(self: Arc<Self>) -> Arc<dyn Job>;
 }
 
-impl<I: Send + 'static, O: Send + 'static> ResultCell<O> for TaskCell<I, O> {
+impl<I: Clone + Send + 'static, O: Send + 'static> ResultCell<O> for TaskCell<I, O> {
     fn header(&self) -> &Header {
         &self.header
     }
@@ -420,6 +656,10 @@ impl<I: Send + 'static, O: Send + 'static> ResultCell<O> for TaskCell<I, O> {
 
     fn cancel(&self) -> bool {
         self.settle(Err(TaskError::Cancelled))
+    }
+
+    fn as_job(self: Arc<Self>) -> Arc<dyn Job> {
+        self
     }
 }
 
@@ -442,14 +682,7 @@ mod loom_model {
     use loom::thread;
 
     fn cell() -> Arc<TaskCell<u32, u32>> {
-        TaskCell::new(
-            CellSpec {
-                handler: 0,
-                name: "model",
-                timeout: None,
-            },
-            7,
-        )
+        TaskCell::new(CellSpec::plain(0, "model"), 7)
     }
 
     /// A worker completing, a cancel and a terminate race: exactly one wins,
@@ -535,6 +768,91 @@ mod loom_model {
             let ready = task.poll_result(&mut cx).is_ready();
             settler.join().unwrap();
             assert!(ready || WOKEN.load(std::sync::atomic::Ordering::SeqCst));
+        });
+    }
+
+    /// A dependent registering races the dependency settling: it is
+    /// notified exactly once, and after the result was published.
+    #[test]
+    fn a_dependent_is_notified_exactly_once() {
+        use loom::sync::atomic::AtomicUsize as Count;
+
+        struct Counter(Count);
+        impl Dependent for Counter {
+            fn dependency_settled(&self, dependency: &Header) {
+                assert!(dependency.is_settled());
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+
+        loom::model(|| {
+            let task = cell();
+            let counter = Arc::new(Counter(Count::new(0)));
+            let settler = {
+                let task = Arc::clone(&task);
+                thread::spawn(move || task.settle(Ok(1)))
+            };
+            task.header
+                .add_dependent(Arc::clone(&counter) as Arc<dyn Dependent>);
+            settler.join().unwrap();
+            assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        });
+    }
+
+    /// Superseding (or expiring) a queued task races a worker starting it:
+    /// either it is settled unrun, or it runs and the supersede changes nothing.
+    #[test]
+    fn supersede_and_start_never_both_win() {
+        loom::model(|| {
+            let task = cell();
+            let worker = {
+                let task = Arc::clone(&task);
+                thread::spawn(move || match task.start() {
+                    Some(input) => {
+                        task.settle(Ok(input));
+                        true
+                    }
+                    None => false,
+                })
+            };
+            let superseded = task.settle_idle(TaskError::Superseded {
+                task: "model".to_owned(),
+            });
+            let ran = worker.join().unwrap();
+            assert!(superseded != ran);
+            assert_eq!(task.try_result_for_model().is_some(), ran);
+        });
+    }
+
+    /// A failed attempt asking for a retry races a cancel: either the cancel
+    /// settles the task (no retry), or the retry is recorded and the cancel
+    /// then settles the waiting task; never both a retry and a lost result.
+    #[test]
+    fn a_retry_racing_a_cancel_settles_once() {
+        loom::model(|| {
+            let mut spec = CellSpec::plain(0, "model");
+            spec.sched.max_retries = 1;
+            let task: Arc<TaskCell<u32, u32>> = TaskCell::new(spec, 7);
+            let worker = {
+                let task = Arc::clone(&task);
+                thread::spawn(move || {
+                    task.start().map(|_| {
+                        let error = TaskError::Failed {
+                            task: "model".to_owned(),
+                            error: crate::HandlerError::new("again"),
+                        };
+                        task.complete(Err(error))
+                    })
+                })
+            };
+            let cancelled = task.cancel();
+            let completed = worker.join().unwrap();
+            let retrying = task.header.take_retry();
+            assert!(cancelled, "a cancel always wins against a retry");
+            assert!(task.header.is_settled());
+            if retrying {
+                assert_eq!(completed, Some(false));
+            }
         });
     }
 }

@@ -75,6 +75,13 @@ pub(crate) fn ticks_to_nanos(ticks: Ticks) -> u64 {
     (ticks as f64 / epoch().ticks_per_nano) as u64
 }
 
+/// Converts an `Instant` to a tick reading (never zero).
+pub(crate) fn from_instant(instant: Instant) -> Ticks {
+    let epoch = epoch();
+    let since = instant.saturating_duration_since(epoch.instant);
+    after(epoch.raw, since).max(1)
+}
+
 /// Converts a tick reading to an `Instant`; `None` for "not yet".
 pub(crate) fn to_instant(ticks: Ticks) -> Option<Instant> {
     if ticks == 0 {

@@ -151,6 +151,29 @@ pub enum TaskError {
         /// What went wrong encoding it.
         message: String,
     },
+    /// The task was still queued at its deadline and was not submitted with
+    /// `run_late`, so it settled without running.
+    #[error("task `{task}` expired: still queued at its deadline")]
+    Expired {
+        /// The task type.
+        task: String,
+    },
+    /// A newer task with the same supersede key was submitted while this one
+    /// was still queued, so this one settled without running.
+    #[error("task `{task}` was superseded by a newer task with its key")]
+    Superseded {
+        /// The task type.
+        task: String,
+    },
+    /// A task this one depends on did not succeed (it failed, panicked, timed
+    /// out, was cancelled, expired or was superseded), so this one never ran.
+    #[error("dependency {dependency} did not succeed: {cause}")]
+    DependencyFailed {
+        /// The dependency that did not succeed: the first one seen to end.
+        dependency: crate::task::TaskId,
+        /// How it ended.
+        cause: Box<TaskError>,
+    },
     /// The worker could not build its state (`initialize` failed), so it could
     /// not run the task.
     #[error("worker {worker} could not initialize: {error}")]
@@ -181,6 +204,9 @@ impl TaskError {
             TaskError::TimedOut { .. } => TaskErrorKind::TimedOut,
             TaskError::Cancelled => TaskErrorKind::Cancelled,
             TaskError::Terminated => TaskErrorKind::Terminated,
+            TaskError::Expired { .. } => TaskErrorKind::Expired,
+            TaskError::Superseded { .. } => TaskErrorKind::Superseded,
+            TaskError::DependencyFailed { .. } => TaskErrorKind::DependencyFailed,
             TaskError::UnknownTaskType { .. }
             | TaskError::InvalidInput { .. }
             | TaskError::InvalidOutput { .. }
@@ -190,7 +216,7 @@ impl TaskError {
     }
 }
 
-/// The five ways a task can end without a value.
+/// The ways a task can end without a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaskErrorKind {
     /// The handler (or its worker, or its data) failed.
@@ -203,6 +229,12 @@ pub enum TaskErrorKind {
     Cancelled,
     /// The pool was terminated.
     Terminated,
+    /// It was still queued at its deadline.
+    Expired,
+    /// A newer task with its supersede key replaced it while queued.
+    Superseded,
+    /// A task it depends on did not succeed.
+    DependencyFailed,
 }
 
 /// Why a submission was refused. The task's input is handed back untouched.
@@ -252,6 +284,33 @@ pub enum SubmitErrorReason {
     UnknownTaskType {
         /// The task type that has no handler.
         name: String,
+    },
+    /// The queue holds `max_queue_size` tasks: try again later, or use
+    /// `submit_async` to wait for room.
+    #[error("the queue is full ({limit} tasks)")]
+    QueueFull {
+        /// The pool's `max_queue_size`.
+        limit: usize,
+    },
+    /// A dependency named by id is not a task submitted with `dependable()`
+    /// that is still unsettled. (A task that has already settled is no longer
+    /// known by id: depend on its handle instead.)
+    #[error("unknown dependency {id}: no unsettled dependable task has this id")]
+    UnknownDependency {
+        /// The id that names no known task.
+        id: crate::task::TaskId,
+    },
+    /// The task names itself, directly, as a dependency.
+    #[error("task {id} would depend on itself")]
+    DependencyCycle {
+        /// The task's id.
+        id: crate::task::TaskId,
+    },
+    /// A caller-chosen id is already used by an unsettled dependable task.
+    #[error("task id {id} is already in use")]
+    DuplicateId {
+        /// The id in use.
+        id: crate::task::TaskId,
     },
     /// A per-task option has a value the pool cannot work with.
     #[error("invalid task option `{option}`: {reason}")]

@@ -40,6 +40,23 @@ impl<O> TaskHandle<O> {
         self.cell.header().id()
     }
 
+    /// How many times the task has been started: 1 once it ran, more if it
+    /// was retried (the handle reports only the final outcome), 0 if it has
+    /// not started.
+    pub fn attempts(&self) -> usize {
+        self.cell.header().attempts()
+    }
+
+    /// The task's cell, to depend on it.
+    pub(crate) fn job(&self) -> Arc<dyn crate::cell::Job> {
+        Arc::clone(&self.cell).as_job()
+    }
+
+    /// The result, if the task has settled and it was not taken yet.
+    pub(crate) fn try_take(&self) -> Option<Result<O, TaskError>> {
+        self.cell.try_result()
+    }
+
     /// When the task was submitted.
     pub fn created(&self) -> Instant {
         clock::to_instant(self.cell.header().created()).unwrap_or_else(Instant::now)

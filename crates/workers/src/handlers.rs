@@ -114,14 +114,20 @@ impl<S: 'static> Handlers<S> {
             let any = job.as_any();
             if let Some(cell) = any.downcast_ref::<TaskCell<T::Input, T::Output>>() {
                 if let Some(input) = cell.start() {
-                    cell.settle(handler(state, input, &context).map_err(failed::<T>));
+                    cell.complete(handler(state, input, &context).map_err(failed::<T>));
                 }
             } else if let Some(cell) = any.downcast_ref::<TaskCell<Value, Value>>() {
                 if let Some(value) = cell.start() {
                     let result = decode_input::<T>(value)
                         .and_then(|input| handler(state, input, &context).map_err(failed::<T>))
                         .and_then(encode_output::<T>);
-                    cell.settle(result);
+                    cell.complete(result);
+                }
+            } else if let Some(cell) = any.downcast_ref::<ChunkCell<T>>() {
+                if let Some(inputs) = cell.start() {
+                    run_chunk(cell, inputs, |input| {
+                        handler(state, input, &context).map_err(failed::<T>)
+                    });
                 }
             } else {
                 job.fail(mismatched::<T>());
@@ -157,7 +163,26 @@ impl<S: 'static> Handlers<S> {
                 Ok(cell) => {
                     let future = handler(state, cell.start()?, &context);
                     return Some(Box::pin(async move {
-                        cell.settle(future.await.map_err(failed::<T>));
+                        cell.complete(future.await.map_err(failed::<T>));
+                    }));
+                }
+                Err(any) => any,
+            };
+            let any = match any.downcast::<ChunkCell<T>>() {
+                Ok(cell) => {
+                    // Build every item's future now (they may borrow the state
+                    // only here), then await them in order.
+                    let futures: Vec<F> = cell
+                        .start()?
+                        .into_iter()
+                        .map(|input| handler(state, input, &context))
+                        .collect();
+                    return Some(Box::pin(async move {
+                        let mut results = Vec::with_capacity(futures.len());
+                        for future in futures {
+                            results.push(future.await.map_err(failed::<T>));
+                        }
+                        cell.complete(Ok(results));
                     }));
                 }
                 Err(any) => any,
@@ -177,7 +202,7 @@ impl<S: 'static> Handlers<S> {
                             .await
                             .map_err(failed::<T>)
                             .and_then(encode_output::<T>);
-                        cell.settle(result);
+                        cell.complete(result);
                     }))
                 }
                 Err(_) => {
@@ -221,6 +246,58 @@ impl<S: 'static> Handlers<S> {
             .iter()
             .map(|entry| (entry.name, entry.task_type))
             .collect()
+    }
+}
+
+/// The cell of a batch chunk of task type `T`: its items' inputs, and their
+/// results (see `batch`).
+pub(crate) type ChunkCell<T> =
+    TaskCell<Vec<<T as Task>::Input>, Vec<Result<<T as Task>::Output, TaskError>>>;
+
+/// Runs a chunk's items in order and settles the chunk with their results.
+///
+/// A panicking item settles as `Panicked`, and so do the items after it,
+/// unrun: the panic is then raised again so that the worker rebuilds its state
+/// before anything else runs on it.
+fn run_chunk<I, O>(
+    cell: &TaskCell<Vec<I>, Vec<Result<O, TaskError>>>,
+    inputs: Vec<I>,
+    mut run: impl FnMut(I) -> Result<O, TaskError>,
+) where
+    I: Clone + Send + 'static,
+    O: Send + 'static,
+{
+    let count = inputs.len();
+    let mut results = Vec::with_capacity(count);
+    let mut inputs = inputs.into_iter();
+    let mut panic = None;
+    for input in inputs.by_ref() {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(input))) {
+            Ok(result) => results.push(result),
+            Err(payload) => {
+                let message = crate::worker::panic_message(&*payload);
+                results.push(Err(TaskError::Panicked {
+                    task: cell.header().name().to_owned(),
+                    message,
+                }));
+                panic = Some(payload);
+                break;
+            }
+        }
+    }
+    let skipped = count - results.len();
+    results.extend(
+        (0..skipped)
+            .map(|_| TaskError::Panicked {
+                task: cell.header().name().to_owned(),
+                message: "not run: an earlier item of its batch panicked on the same worker"
+                    .to_owned(),
+            })
+            .map(Err),
+    );
+    cell.complete(Ok(results));
+    if let Some(payload) = panic {
+        std::panic::resume_unwind(payload);
     }
 }
 

@@ -19,6 +19,19 @@
 //! - **Closing** stops intake and lets queued tasks finish; **terminating**
 //!   settles everything at once.
 //!
+//! ## Scheduling
+//!
+//! Plain tasks run first in first out. Per task ([`TaskRequest`]) a caller can
+//! also choose a [`Priority`] class (higher first, with a share for lower
+//! classes so none starves), a deadline (earliest first within a class; still
+//! queued at it, the task expires unrun), a supersede key (a newer task with
+//! the key replaces a queued one), retries, and dependencies on other tasks
+//! (by handle, by id, or as a continuation that receives their results:
+//! [`WorkerPool::then`]). [`WorkerPool::batch`] submits many tasks with one
+//! handle for all results. The pool can bound its queue
+//! ([`PoolBuilder::max_queue_size`]) and grow and shrink between
+//! [`PoolBuilder::min_workers`] and [`PoolBuilder::max_workers`].
+//!
 //! ## Example
 //!
 //! ```
@@ -66,9 +79,12 @@
 
 #![warn(missing_docs)]
 
+mod backpressure;
+mod batch;
 pub mod buffer;
 mod cell;
 mod clock;
+mod dependency;
 mod error;
 mod handle;
 mod handlers;
@@ -77,20 +93,25 @@ mod options;
 mod pool;
 #[cfg(target_os = "linux")]
 pub mod process;
+mod request;
+mod retry;
+mod scaling;
+mod scheduler;
 mod shared;
 mod sync;
 mod task;
 mod watchdog;
 mod worker;
 
+pub use batch::BatchHandle;
 pub use error::{
     BuildError, HandlerError, SubmitError, SubmitErrorReason, TaskError, TaskErrorKind,
 };
 pub use handle::TaskHandle;
 pub use handlers::Handlers;
 pub use metrics::{Latency, Metrics, OutcomeCounts, TaskTypeMetrics};
-pub use options::{LogLevel, MAX_WORKERS};
-pub use pool::{
-    Lifecycle, PoolBuilder, PoolStatus, TaskRequest, WorkerPool, WorkerState, WorkerStatus,
-};
+pub use options::{LogLevel, MAX_PRIORITY_LEVELS, MAX_WORKERS};
+pub use pool::{Lifecycle, PoolBuilder, PoolStatus, WorkerPool, WorkerState, WorkerStatus};
+pub use request::{SubmitFuture, TaskRequest};
+pub use scheduler::{Priority, SHARE};
 pub use task::{CancellationToken, Task, TaskContext, TaskId, WorkerInfo};

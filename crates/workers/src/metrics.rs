@@ -36,6 +36,15 @@ pub struct OutcomeCounts {
     pub cancelled: u64,
     /// Were settled by `terminate()`.
     pub terminated: u64,
+    /// Were still queued at their deadline and settled without running.
+    pub expired: u64,
+    /// Were replaced while queued by a newer task with their supersede key.
+    pub superseded: u64,
+    /// Never ran because a task they depend on did not succeed.
+    pub dependency_failed: u64,
+    /// Ran and settled, but after their deadline (not an outcome of its own:
+    /// these tasks are also counted as done, failed, and so on).
+    pub finished_late: u64,
 }
 
 impl OutcomeCounts {
@@ -47,6 +56,9 @@ impl OutcomeCounts {
             Outcome::TimedOut => self.timed_out += 1,
             Outcome::Cancelled => self.cancelled += 1,
             Outcome::Terminated => self.terminated += 1,
+            Outcome::Expired => self.expired += 1,
+            Outcome::Superseded => self.superseded += 1,
+            Outcome::DependencyFailed => self.dependency_failed += 1,
             Outcome::Withdrawn => {}
         }
     }
@@ -58,11 +70,28 @@ impl OutcomeCounts {
         self.timed_out += other.timed_out;
         self.cancelled += other.cancelled;
         self.terminated += other.terminated;
+        self.expired += other.expired;
+        self.superseded += other.superseded;
+        self.dependency_failed += other.dependency_failed;
+        self.finished_late += other.finished_late;
     }
 
-    /// All tasks counted.
+    /// All tasks counted (each once, by its outcome).
     pub fn total(&self) -> u64 {
-        self.done + self.failed + self.panicked + self.timed_out + self.cancelled + self.terminated
+        self.done
+            + self.failed
+            + self.panicked
+            + self.timed_out
+            + self.cancelled
+            + self.terminated
+            + self.expired
+            + self.superseded
+            + self.dependency_failed
+    }
+
+    /// Tasks that missed their deadline: expired unrun, or finished after it.
+    pub fn missed_deadlines(&self) -> u64 {
+        self.expired + self.finished_late
     }
 }
 
@@ -170,6 +199,9 @@ pub struct Metrics {
     pub utilization: f64,
     /// Tasks waiting in the queue.
     pub queued: usize,
+    /// Worker threads running now (between `min_workers` and `max_workers`
+    /// while the pool is open).
+    pub live_workers: usize,
 }
 
 impl Metrics {
@@ -180,6 +212,12 @@ impl Metrics {
             totals.add(&metrics.outcomes);
         }
         totals
+    }
+
+    /// Tasks of every type that missed their deadline: expired unrun, or
+    /// finished after it.
+    pub fn missed_deadlines(&self) -> u64 {
+        self.totals().missed_deadlines()
     }
 }
 
@@ -220,6 +258,11 @@ impl WorkerMetrics {
         }
     }
 
+    /// Records a task that settled after its deadline.
+    pub(crate) fn record_late(&mut self, handler: usize) {
+        self.entry(handler).outcomes.finished_late += 1;
+    }
+
     /// Records a task that settled without running (cancelled or terminated
     /// while queued). Timeouts are counted by the watchdog that caused them.
     pub(crate) fn record_outcome(&mut self, handler: usize, outcome: Outcome) {
@@ -230,7 +273,7 @@ impl WorkerMetrics {
     pub(crate) fn absorb(&mut self, delta: &mut WorkerMetrics) {
         self.busy_ticks += std::mem::take(&mut delta.busy_ticks);
         for (handler, metrics) in delta.per_type.iter_mut().enumerate() {
-            if metrics.outcomes.total() == 0 && metrics.run_time.count() == 0 {
+            if metrics.outcomes == OutcomeCounts::default() && metrics.run_time.count() == 0 {
                 continue;
             }
             self.entry(handler).add(metrics);

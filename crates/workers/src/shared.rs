@@ -20,6 +20,11 @@
 //! searches wakes the next sleeper itself, so a burst fans out to every worker
 //! without each submission paying for a wake-up.
 //!
+//! "The queue" is two structures: the lock-free `Injector` for plain tasks and
+//! the [`Scheduler`] for the rest. Both are pushed before the fence and both
+//! are looked at after it ([`Shared::has_queued`]), so the argument holds for
+//! either.
+//!
 //! # Closing without stranding a task
 //!
 //! A submitter checks the lifecycle, pushes, fences, and checks again. If the
@@ -29,18 +34,23 @@
 //! during `close()` is either seen by a worker or withdrawn by its submitter;
 //! `terminate()` drains the queue after its own fence, with the same argument.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 use crossbeam_deque::{Injector, Steal};
 use crossbeam_utils::sync::Unparker;
+use crossbeam_utils::CachePadded;
 
+use crate::backpressure::Backpressure;
 use crate::cell::{Job, Outcome};
 use crate::clock::Ticks;
+use crate::dependency::Registry;
 use crate::error::{SubmitErrorReason, TaskError};
 use crate::metrics::WorkerMetrics;
 use crate::options::{LogLevel, PoolOptions};
+use crate::scheduler::Scheduler;
 use crate::sync::{fence, lock, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// The pool takes tasks.
@@ -95,6 +105,10 @@ impl Signal {
 /// One worker's place in the pool.
 pub(crate) struct WorkerSlot {
     pub(crate) id: usize,
+    /// Whether a thread runs in this slot now.
+    pub(crate) occupied: AtomicBool,
+    /// The parker matching `signal.unparker`, while no thread holds it.
+    pub(crate) parker: Mutex<Option<crossbeam_utils::sync::Parker>>,
     pub(crate) signal: Arc<Signal>,
     pub(crate) sleeping: AtomicBool,
     pub(crate) inner: Mutex<WorkerInner>,
@@ -102,14 +116,31 @@ pub(crate) struct WorkerSlot {
     pub(crate) control: Mutex<Option<Vec<Control>>>,
 }
 
+/// Starts a worker thread in a slot: `(shared, slot, starts_searching)`.
+pub(crate) type Spawner =
+    dyn Fn(Arc<Shared>, usize, bool) -> std::io::Result<JoinHandle<()>> + Send + Sync;
+
 /// Everything a pool's handles, workers and watchdog share.
 pub(crate) struct Shared {
+    /// This value's own `Arc`, for starting workers from `&self`.
+    pub(crate) me: Weak<Shared>,
+    /// Plain tasks: the FIFO part of the normal class.
     pub(crate) queue: Injector<Arc<dyn Job>>,
+    /// Every other task, by priority class and deadline.
+    pub(crate) scheduler: Scheduler,
+    pub(crate) backpressure: Backpressure,
+    /// Queued tasks by supersede key.
+    pub(crate) keys: Mutex<HashMap<u64, Arc<dyn Job>>>,
+    /// Unsettled tasks submitted with `dependable()`, by id.
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) spawner: Box<Spawner>,
     pub(crate) lifecycle: AtomicUsize,
     pub(crate) workers: Box<[WorkerSlot]>,
-    pub(crate) sleepers: AtomicUsize,
+    /// Workers asleep; on its own cache line, as `searching`: both change often.
+    pub(crate) sleepers: CachePadded<AtomicUsize>,
     /// Workers awake and looking for a task.
-    pub(crate) searching: AtomicUsize,
+    pub(crate) searching: CachePadded<AtomicUsize>,
+    /// Worker threads running (slots occupied).
     pub(crate) live_workers: AtomicUsize,
     pub(crate) names: Vec<&'static str>,
     pub(crate) task_types: Vec<std::any::TypeId>,
@@ -140,8 +171,22 @@ impl Shared {
         self.options.log_level >= level
     }
 
-    /// Takes the next queued task.
+    /// Takes the next queued task: from the plain queue while the scheduler
+    /// is empty (one load), else by the scheduler's rules.
     pub(crate) fn pop(&self) -> Option<Arc<dyn Job>> {
+        let job = if self.scheduler.is_empty() {
+            self.steal_plain()
+        } else {
+            self.scheduler.pop(&self.queue)
+        }?;
+        self.backpressure.release(1);
+        if job.header().sched().key_hash != 0 {
+            self.forget_key(&job);
+        }
+        Some(job)
+    }
+
+    fn steal_plain(&self) -> Option<Arc<dyn Job>> {
         loop {
             match self.queue.steal() {
                 Steal::Success(job) => return Some(job),
@@ -151,10 +196,21 @@ impl Shared {
         }
     }
 
+    /// Whether any task is queued, plain or scheduled.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.queue.is_empty() || !self.scheduler.is_empty()
+    }
+
+    /// Tasks queued, settled ones not yet removed included.
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len() + self.scheduler.len()
+    }
+
     /// Pushes a task and wakes a sleeping worker if there is one. Returns the
     /// lifecycle state seen after the push (see the module docs).
+    #[inline]
     pub(crate) fn push(&self, job: Arc<dyn Job>) -> usize {
-        self.queue.push(job);
+        self.enqueue(job);
         fence(Ordering::SeqCst);
         if self.searching.load(Ordering::Relaxed) == 0 {
             self.wake_one();
@@ -162,9 +218,66 @@ impl Shared {
         self.lifecycle.load(Ordering::Relaxed)
     }
 
-    /// Wakes one sleeping worker, if any sleeps.
+    /// Puts a task in the plain queue or the scheduler, without waking.
+    #[inline]
+    pub(crate) fn enqueue(&self, job: Arc<dyn Job>) {
+        let sched = *job.header().sched();
+        if let Some(key) = sched.key() {
+            self.supersede(key, &job);
+        }
+        if !sched.scheduled {
+            self.queue.push(job);
+        } else if let Some(deadline) = self.scheduler.push(job, usize::from(sched.priority)) {
+            self.watchdog.watch(deadline);
+        }
+    }
+
+    /// Queues a task that was already accepted (a released dependent, a
+    /// retry): it takes a place in the queue without asking, and if the pool
+    /// was terminated meanwhile it settles as terminated (terminate drains
+    /// after its fence; this checks after the push's).
+    pub(crate) fn push_accepted(&self, job: Arc<dyn Job>) {
+        self.backpressure.force_reserve();
+        if self.push(Arc::clone(&job)) == TERMINATED && job.fail(TaskError::Terminated) {
+            self.record_outside(job.header().handler(), Outcome::Terminated);
+        }
+        if self.lifecycle() != OPEN {
+            // Workers of a closing pool may all be asleep waiting to leave.
+            self.wake_all();
+        }
+    }
+
+    /// Makes `job` the queued task of its key; an older one still queued
+    /// settles as superseded (a running one is left alone).
+    fn supersede(&self, key: u64, job: &Arc<dyn Job>) {
+        let older = lock(&self.keys).insert(key, Arc::clone(job));
+        if let Some(older) = older {
+            let task = older.header().name().to_owned();
+            if older.fail_idle(TaskError::Superseded { task }) {
+                self.record_outside(older.header().handler(), Outcome::Superseded);
+            }
+        }
+    }
+
+    /// Removes a popped task from the key map if it is still listed there.
+    fn forget_key(&self, job: &Arc<dyn Job>) {
+        let Some(key) = job.header().sched().key() else {
+            return;
+        };
+        let mut keys = lock(&self.keys);
+        if keys
+            .get(&key)
+            .is_some_and(|listed| Arc::ptr_eq(listed, job))
+        {
+            keys.remove(&key);
+        }
+    }
+
+    /// Wakes one sleeping worker, if any sleeps; if none does and the pool may
+    /// grow, starts a worker instead.
     pub(crate) fn wake_one(&self) {
         if self.sleepers.load(Ordering::Relaxed) == 0 {
+            self.grow();
             return;
         }
         for slot in self.workers.iter() {
@@ -201,6 +314,8 @@ impl Shared {
             .compare_exchange(OPEN, CLOSED, Ordering::SeqCst, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         self.wake_all();
+        self.backpressure.wake_all();
+        self.watchdog.wake();
     }
 
     /// Stops intake and settles every queued and running task as terminated.
@@ -208,13 +323,20 @@ impl Shared {
         self.lifecycle.store(TERMINATED, Ordering::SeqCst);
         fence(Ordering::SeqCst);
 
-        // Queued tasks: nobody will start them now.
+        // Queued tasks and tasks waiting for a retry: nobody will start them
+        // now. (Tasks waiting for a dependency settle when it does.)
         {
-            let mut metrics = lock(&self.pool_metrics);
-            while let Some(job) = self.pop() {
+            let mut queued: Vec<Arc<dyn Job>> = std::iter::from_fn(|| self.steal_plain()).collect();
+            queued.extend(self.scheduler.drain());
+            self.backpressure.release(queued.len());
+            queued.extend(self.watchdog.drain_retries());
+            lock(&self.keys).clear();
+            // Settling notifies dependents, which record their own outcomes:
+            // no lock is held across it.
+            for job in queued {
                 job.fail(TaskError::Terminated);
                 if let Some(outcome) = job.header().outcome() {
-                    metrics.record_outcome(job.header().handler(), outcome);
+                    self.record_outside(job.header().handler(), outcome);
                 }
             }
         }
@@ -239,17 +361,18 @@ impl Shared {
         }
 
         self.wake_all();
+        self.backpressure.wake_all();
         self.watchdog.wake();
     }
 
     /// Whether an idle worker may leave: the pool is closed and, after a
-    /// fence, nothing is queued.
+    /// fence, nothing is queued or waiting for a retry.
     pub(crate) fn may_leave(&self) -> bool {
         if self.lifecycle() == OPEN {
             return false;
         }
         fence(Ordering::SeqCst);
-        self.queue.is_empty()
+        !self.has_queued() && self.watchdog.retries_waiting() == 0
     }
 
     /// Records the outcome of a task no worker saw settle.
@@ -336,14 +459,7 @@ mod loom_model {
                 queue: Mutex::new(VecDeque::new()),
                 lifecycle: AtomicUsize::new(OPEN),
             });
-            let cell: Cell = TaskCell::new(
-                CellSpec {
-                    handler: 0,
-                    name: "model",
-                    timeout: None,
-                },
-                7,
-            );
+            let cell: Cell = TaskCell::new(CellSpec::plain(0, "model"), 7);
 
             let worker = {
                 let model = Arc::clone(&model);
@@ -365,6 +481,85 @@ mod loom_model {
                     assert_eq!(input, 7);
                     assert_eq!(cell.try_result_for_model(), None);
                 }
+            }
+        });
+    }
+
+    /// The same protocol with the task in the scheduler (a high-priority
+    /// task): its entry count is what workers and the close check look at.
+    #[test]
+    fn a_scheduled_task_submitted_while_the_pool_closes_runs_or_is_handed_back() {
+        use crate::cell::Sched;
+        use crate::scheduler::Scheduler;
+        use crossbeam_deque::Injector;
+
+        struct Pool {
+            scheduler: Scheduler,
+            plain: Injector<Arc<dyn crate::cell::Job>>,
+            lifecycle: AtomicUsize,
+        }
+
+        loom::model(|| {
+            let pool = Arc::new(Pool {
+                scheduler: Scheduler::new(4),
+                plain: Injector::new(),
+                lifecycle: AtomicUsize::new(OPEN),
+            });
+            let mut spec = CellSpec::plain(0, "model");
+            spec.sched = Sched {
+                priority: 3,
+                scheduled: true,
+                ..Sched::default()
+            };
+            let cell: Cell = TaskCell::new(spec, 7);
+
+            let worker = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || loop {
+                    if let Some(job) = pool.scheduler.pop(&pool.plain) {
+                        let cell = job.as_any().downcast_ref::<TaskCell<u32, u32>>().map(|c| {
+                            if let Some(input) = c.start() {
+                                c.settle(Ok(input + 1));
+                            }
+                        });
+                        assert!(cell.is_some());
+                        continue;
+                    }
+                    if pool.lifecycle.load(Ordering::SeqCst) != OPEN {
+                        fence(Ordering::SeqCst);
+                        if pool.scheduler.is_empty() {
+                            return;
+                        }
+                    }
+                    thread::yield_now();
+                })
+            };
+            let submitter = {
+                let (pool, cell) = (Arc::clone(&pool), Arc::clone(&cell));
+                thread::spawn(move || {
+                    if pool.lifecycle.load(Ordering::SeqCst) != OPEN {
+                        return Err(7);
+                    }
+                    pool.scheduler
+                        .push(Arc::clone(&cell) as Arc<dyn crate::cell::Job>, 3);
+                    fence(Ordering::SeqCst);
+                    if pool.lifecycle.load(Ordering::Relaxed) != OPEN {
+                        if let Some(input) = cell.withdraw() {
+                            return Err(input);
+                        }
+                    }
+                    Ok(())
+                })
+            };
+            let _ =
+                pool.lifecycle
+                    .compare_exchange(OPEN, CLOSED, Ordering::SeqCst, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let submitted = submitter.join().unwrap();
+            worker.join().unwrap();
+            match submitted {
+                Ok(()) => assert_eq!(cell.try_result_for_model(), Some(8)),
+                Err(input) => assert_eq!(input, 7),
             }
         });
     }

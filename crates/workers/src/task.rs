@@ -31,8 +31,10 @@ use crate::cell::Job;
 pub trait Task: 'static {
     /// The task type's name, unique within a pool.
     const NAME: &'static str;
-    /// The data a task of this type takes.
-    type Input: Serialize + DeserializeOwned + Send + 'static;
+    /// The data a task of this type takes. `Clone` lets a retried task run
+    /// again with the same data; the pool clones an input only for a task that
+    /// may be retried (see [`PoolBuilder::max_retries`](crate::PoolBuilder::max_retries)).
+    type Input: Serialize + DeserializeOwned + Clone + Send + 'static;
     /// The value a task of this type gives.
     type Output: Serialize + DeserializeOwned + Send + 'static;
 }
@@ -49,9 +51,22 @@ impl TaskId {
         TaskId(uuid::Builder::from_random_bytes(bytes).into_uuid())
     }
 
+    /// A fresh random id, for a caller that names a task before submitting it
+    /// ([`TaskRequest::id`](crate::TaskRequest::id)).
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        TaskId::random()
+    }
+
     /// The id as a UUID.
     pub fn as_uuid(&self) -> uuid::Uuid {
         self.0
+    }
+}
+
+impl From<uuid::Uuid> for TaskId {
+    fn from(uuid: uuid::Uuid) -> Self {
+        TaskId(uuid)
     }
 }
 

@@ -1,13 +1,16 @@
 //! The watchdog: one thread per pool that settles running tasks past their
-//! time limit.
+//! time limit, settles queued tasks still waiting at their deadline as
+//! expired, and queues again the tasks whose retry delay has passed.
 //!
 //! A thread cannot be stopped safely from outside, so a timed-out task is
 //! settled as [`TaskError::TimedOut`](crate::TaskError::TimedOut) at once and
 //! its handler is asked to stop through its cancellation token; an async
 //! handler's future is dropped by its worker, which settling wakes.
 //!
-//! The watchdog sleeps until the earliest deadline among running tasks. A
-//! worker that starts a task due earlier than that unparks it. Before each
+//! The watchdog sleeps until the earliest of: the deadlines of running tasks,
+//! the deadlines of queued tasks that may expire, and the retry timers. With
+//! none of these it parks without a timeout, so an idle pool's watchdog never
+//! ticks. Whoever adds a time earlier than its planned wake-up unparks it. Before each
 //! scan the watchdog advertises "never" as its wake-up time, so a task started
 //! during the scan always unparks it (the park token keeps that wake-up), and
 //! no deadline is missed.
@@ -18,10 +21,11 @@ use std::time::Duration;
 
 use crossbeam_utils::sync::{Parker, Unparker};
 
-use crate::cell::Outcome;
+use crate::cell::{Job, Outcome};
 use crate::clock::{self, NEVER};
 use crate::error::TaskError;
 use crate::options::LogLevel;
+use crate::retry::RetryTimers;
 use crate::shared::{NextWake, Shared};
 use crate::sync::{lock, Ordering};
 
@@ -30,6 +34,8 @@ pub(crate) struct WatchdogShared {
     next_wake: NextWake,
     unparker: Unparker,
     stop: AtomicBool,
+    /// Tasks waiting to run again.
+    pub(crate) retries: RetryTimers,
 }
 
 impl WatchdogShared {
@@ -38,6 +44,7 @@ impl WatchdogShared {
             next_wake: NextWake::new(NEVER),
             unparker: parker.unparker().clone(),
             stop: AtomicBool::new(false),
+            retries: RetryTimers::default(),
         }
     }
 
@@ -46,6 +53,16 @@ impl WatchdogShared {
         if deadline < self.next_wake.load(Ordering::SeqCst) {
             self.unparker.unpark();
         }
+    }
+
+    /// Tasks waiting for a retry.
+    pub(crate) fn retries_waiting(&self) -> usize {
+        self.retries.waiting()
+    }
+
+    /// Removes every task waiting for a retry (terminate).
+    pub(crate) fn drain_retries(&self) -> Vec<Arc<dyn Job>> {
+        self.retries.drain()
     }
 
     /// Wakes the watchdog to look again (or to leave).
@@ -65,7 +82,9 @@ pub(crate) fn run(shared: Arc<Shared>, parker: Parker) {
     let watchdog = &shared.watchdog;
     while !watchdog.stop.load(Ordering::SeqCst) {
         watchdog.next_wake.store(NEVER, Ordering::SeqCst);
-        let earliest = settle_overdue(&shared);
+        let earliest = settle_overdue(&shared)
+            .min(expire_queued(&shared))
+            .min(shared.requeue_due_retries());
         watchdog.next_wake.store(earliest, Ordering::SeqCst);
 
         if earliest == NEVER {
@@ -108,4 +127,21 @@ fn settle_overdue(shared: &Shared) -> u64 {
         }
     }
     earliest
+}
+
+/// Settles queued tasks still waiting at their deadline as expired; returns
+/// the next such deadline.
+fn expire_queued(shared: &Shared) -> u64 {
+    let (due, next) = shared.scheduler.take_expired(clock::now());
+    for job in due {
+        let task = job.header().name().to_owned();
+        if job.fail_idle(TaskError::Expired { task }) {
+            // Counted by the worker that removes it from the queue.
+            if shared.logs(LogLevel::Debug) {
+                tracing::debug!(task = %job.header().id(), task_type = job.header().name(),
+                    "task expired in the queue");
+            }
+        }
+    }
+    next
 }

@@ -63,13 +63,15 @@ struct Worker<S> {
     tasks_done: u64,
     /// Finished tasks still listed as running in the shared slot; they are
     /// removed together with the next registration, under one lock.
-    retired: Vec<Arc<dyn Job>>,
+    finished: Vec<Arc<dyn Job>>,
     /// When the last task settled, if the worker has been busy since: the
     /// next task's start (one clock reading serves both).
     last_tick: Ticks,
     /// When measurements were last published.
     last_flush: Ticks,
     flush_every: Ticks,
+    /// Whether it left the live count itself, idle past `idle_timeout`.
+    retired: bool,
 }
 
 /// The worker thread's body.
@@ -77,8 +79,10 @@ pub(crate) fn run<S: 'static>(
     shared: Arc<Shared>,
     handlers: Arc<Handlers<S>>,
     id: usize,
-    parker: Parker,
+    searching: bool,
 ) {
+    // The slot's parker matches the unparker others use to wake this worker.
+    let parker = lock(&shared.workers[id].parker).take().unwrap_or_default();
     let mut worker = Worker {
         shared,
         handlers,
@@ -88,14 +92,15 @@ pub(crate) fn run<S: 'static>(
         lost_state: false,
         local: Vec::new(),
         local_count: 0,
-        searching: false,
+        searching,
         default_timeout: NEVER,
         metrics: WorkerMetrics::default(),
         tasks_done: 0,
-        retired: Vec::new(),
+        finished: Vec::new(),
         last_tick: 0,
         last_flush: 0,
         flush_every: clock::ticks_in(FLUSH_INTERVAL),
+        retired: false,
     };
     worker.default_timeout = worker
         .shared
@@ -166,7 +171,10 @@ impl<S: 'static> Worker<S> {
                 std::thread::yield_now();
                 continue;
             }
-            self.sleep(self.local_count < max_concurrent);
+            if self.sleep(self.local_count < max_concurrent) {
+                self.retired = true;
+                return;
+            }
             idle_rounds = 0;
         }
     }
@@ -186,20 +194,19 @@ impl<S: 'static> Worker<S> {
             return;
         }
         self.searching = false;
-        if self.shared.searching.fetch_sub(1, Ordering::SeqCst) == 1
-            && !self.shared.queue.is_empty()
-        {
+        if self.shared.searching.fetch_sub(1, Ordering::SeqCst) == 1 && self.shared.has_queued() {
             self.shared.wake_one();
         }
     }
 
     /// Parks until woken. A worker that can take a task announces itself as
-    /// a sleeper first (see `shared` for why no wake-up is lost).
-    fn sleep(&mut self, can_take_task: bool) {
+    /// a sleeper first (see `shared` for why no wake-up is lost). Returns true
+    /// if the worker slept `idle_timeout` unwoken and may leave (see `scaling`).
+    fn sleep(&mut self, can_take_task: bool) -> bool {
         let slot = &self.shared.workers[self.info.id];
         if !can_take_task {
             self.parker.park();
-            return;
+            return false;
         }
         slot.sleeping.store(true, Ordering::SeqCst);
         self.shared.sleepers.fetch_add(1, Ordering::SeqCst);
@@ -208,26 +215,42 @@ impl<S: 'static> Worker<S> {
             self.shared.searching.fetch_sub(1, Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
-        let stay_awake = !self.shared.queue.is_empty()
+        let stay_awake = self.shared.has_queued()
             || slot.signal.pending.load(Ordering::SeqCst) != 0
             || (self.local_count == 0 && self.shared.may_leave());
+        let mut idle_too_long = false;
         if !stay_awake {
-            self.parker.park();
+            match self.shared.idle_timeout() {
+                Some(timeout) if self.local_count == 0 => {
+                    let since = std::time::Instant::now();
+                    self.parker.park_timeout(timeout);
+                    idle_too_long = since.elapsed() >= timeout;
+                }
+                _ => self.parker.park(),
+            }
         }
-        if slot
+        let unwoken = slot
             .sleeping
             .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
+            .is_ok();
+        if unwoken {
             self.shared.sleepers.fetch_sub(1, Ordering::AcqRel);
         }
+        unwoken && idle_too_long && self.shared.try_retire()
     }
 
     /// Runs one task taken from the queue.
     fn run_job(&mut self, job: Arc<dyn Job>, handlers: &Handlers<S>) {
         let header = job.header();
-        if header.is_claimed() {
-            // Cancelled (or withdrawn) while queued: nothing to run.
+        // The last task's end serves as this one's start, unless this one
+        // was submitted after it.
+        let now = match std::mem::take(&mut self.last_tick) {
+            0 => clock::now(),
+            tick if tick < header.created() => clock::now(),
+            tick => tick,
+        };
+        if self.expires_unrun(&job, now) {
+            // Cancelled, superseded, expired (or withdrawn) while queued.
             if let Some(outcome) = header.outcome() {
                 self.metrics.record_outcome(header.handler(), outcome);
             }
@@ -236,10 +259,6 @@ impl<S: 'static> Worker<S> {
 
         // Register it as running, so that the watchdog, status() and
         // terminate() can see it; retire finished tasks under the same lock.
-        let now = match std::mem::take(&mut self.last_tick) {
-            0 => clock::now(),
-            tick => tick,
-        };
         header.set_started(now);
         let deadline = match header.timeout() {
             Some(limit) => clock::after(now, limit),
@@ -247,7 +266,7 @@ impl<S: 'static> Worker<S> {
         };
         {
             let mut inner = lock(&self.shared.workers[self.info.id].inner);
-            retire(&mut inner.running, &mut self.retired);
+            retire(&mut inner.running, &mut self.finished);
             inner.running.push(Running {
                 job: Arc::clone(&job),
                 deadline,
@@ -293,6 +312,19 @@ impl<S: 'static> Worker<S> {
         }
     }
 
+    /// Whether a popped task settled while queued, or is settled now because
+    /// it is still queued at its deadline.
+    #[inline]
+    fn expires_unrun(&self, job: &Arc<dyn Job>, now: Ticks) -> bool {
+        let header = job.header();
+        let sched = header.sched();
+        if sched.deadline != 0 && !sched.run_late && now >= sched.deadline {
+            let task = header.name().to_owned();
+            job.fail_idle(TaskError::Expired { task });
+        }
+        header.is_claimed()
+    }
+
     /// Records a task that no longer runs on this worker. Its entry in the
     /// shared running list goes with the next registration or [`flush`].
     ///
@@ -324,14 +356,23 @@ impl<S: 'static> Worker<S> {
                 .record_run(header.handler(), outcome, wait, run);
             self.tasks_done += 1;
             self.last_tick = completed;
+            let deadline = header.sched().deadline;
+            if deadline != 0 && completed > deadline && outcome.is_some() {
+                self.metrics.record_late(header.handler());
+            }
         }
-        self.retired.push(Arc::clone(job));
+        self.finished.push(Arc::clone(job));
+
+        // A failed attempt that will run again: the watchdog queues it later.
+        if header.take_retry() && !header.is_claimed() {
+            self.shared.retry_later(Arc::clone(job));
+        }
     }
 
     /// Publishes measurements and removes finished tasks from the shared slot.
     fn flush(&mut self) {
         let mut inner = lock(&self.shared.workers[self.info.id].inner);
-        retire(&mut inner.running, &mut self.retired);
+        retire(&mut inner.running, &mut self.finished);
         inner.metrics.absorb(&mut self.metrics);
         inner.tasks_done += std::mem::take(&mut self.tasks_done);
         self.last_flush = self.last_tick;
@@ -501,15 +542,21 @@ impl<S: 'static> Worker<S> {
         }
         self.local_count = 0;
         self.flush();
+        let slot = &self.shared.workers[self.info.id];
         {
-            let mut inner = lock(&self.shared.workers[self.info.id].inner);
+            let mut inner = lock(&slot.inner);
             inner.stopped_at = clock::now();
             inner.running.clear();
         }
         if self.shared.logs(LogLevel::Info) {
-            tracing::info!(worker = self.info.id, "worker stopped");
+            tracing::info!(worker = self.info.id, idle = self.retired, "worker stopped");
         }
-        if self.shared.live_workers.fetch_sub(1, Ordering::AcqRel) == 1 {
+
+        // Hand the slot back for a later worker; a retired worker already
+        // left the live count, and never is the last one (`min_workers >= 1`).
+        *lock(&slot.parker) = Some(std::mem::take(&mut self.parker));
+        slot.occupied.store(false, Ordering::SeqCst);
+        if !self.retired && self.shared.live_workers.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.watchdog.stop();
         }
     }

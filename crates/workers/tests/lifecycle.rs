@@ -219,6 +219,10 @@ fn metrics_count_outcomes_and_measure_latency_per_task_type() {
     pool.close();
     pool.join();
 
+    // Workers publish their figures every 10 ms or when idle; after join,
+    // every task is included.
+    pool.close();
+    pool.join();
     let metrics = pool.metrics();
     let double = &metrics.task_types["double"];
     assert_eq!(double.outcomes.done, 100);

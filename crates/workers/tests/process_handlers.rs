@@ -63,7 +63,7 @@ impl Task for Wait {
 
 /// A read-only f32 buffer that crosses to a worker process as shared memory when large: the
 /// shape `SharedBuffer` takes once it hands itself over through `process::handoff`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Blob {
     Owned(Vec<f32>, OnceLock<Arc<Segment>>),
     Mapped(Arc<Segment>),

@@ -57,8 +57,6 @@ pub enum Class {
 /// A task that computes for a while, with a class and an optional deadline.
 ///
 /// Pools without priorities or deadlines run it first-in first-out and ignore both.
-// No adapter reads `class` or `deadline` until our pool's priority and deadline API lands.
-#[allow(dead_code)]
 #[derive(Clone, Copy, Debug)]
 pub struct Spin {
     pub duration: Duration,
@@ -71,9 +69,7 @@ pub struct Spin {
 pub enum Settled {
     /// It ran and finished at this instant.
     Finished(Instant),
-    /// The pool dropped it unrun because its deadline passed (none can before our pool's
-    /// deadline API lands).
-    #[allow(dead_code)]
+    /// The pool dropped it unrun because its deadline passed (only ours drops tasks).
     Expired,
     /// It failed, was cancelled or terminated: the benchmark's work never fails, so this is
     /// counted as a miss.

@@ -4,14 +4,14 @@
 //! `pool.submit::<T>(input)`, its handle kept, then waited on. The pool is built with its
 //! defaults (a 30 s task time limit among them) apart from the worker count.
 //!
-//! Batches and priorities are submitted as plain tasks here, first-in first-out: the pool's
-//! batch, priority and deadline API comes with its scheduling work, and this adapter moves to
-//! it then.
+//! A batch is one `pool.batch::<T>(inputs)`, gathered by its one handle. The `mixed`
+//! scenario's frame tasks are submitted with `Priority::HIGH` and their frame's end as
+//! deadline (a task still queued then expires unrun), background tasks with `Priority::LOW`.
 
 use anyhow::{anyhow, Context, Result};
-use protozoa_workers::{Handlers, Task, TaskHandle, WorkerPool};
+use protozoa_workers::{Handlers, Priority, Task, TaskError, TaskHandle, WorkerPool};
 
-use super::{Contender, Pending, Settled, Spin};
+use super::{Class, Contender, Pending, Settled, Spin};
 use crate::clock;
 use crate::report::OURS;
 use crate::work::{self, TinyWork};
@@ -79,16 +79,41 @@ impl Contender for Ours {
         Ok(sum)
     }
 
-    /// Every item is its own task; the handles, waited on in order, gather each batch.
-    fn run_batches(&mut self, count: usize, _batch: usize) -> Result<u64> {
-        self.run_each(count)
+    /// Each batch is one `pool.batch`; every batch is submitted before any is gathered.
+    fn run_batches(&mut self, count: usize, batch: usize) -> Result<u64> {
+        let mut handles = Vec::with_capacity(count.div_ceil(batch.max(1)));
+        let mut next = 0u64;
+        while next < count as u64 {
+            let end = (next + batch as u64).min(count as u64);
+            let handle = self
+                .pool
+                .batch::<Tiny>(next..end)
+                .map_err(|e| anyhow!("submitting a batch: {e}"))?;
+            handles.push(handle);
+            next = end;
+        }
+
+        let mut sum = 0u64;
+        for handle in handles {
+            for result in handle.wait() {
+                sum = sum.wrapping_add(result?);
+            }
+        }
+        Ok(sum)
     }
 
     fn submit_spin(&mut self, spin: Spin) -> Result<Box<dyn Pending>> {
         let micros = spin.duration.as_micros() as u64;
-        let handle = self
-            .pool
-            .submit::<Spinning>(micros)
+        let priority = match spin.class {
+            Class::High => Priority::HIGH,
+            Class::Low => Priority::LOW,
+        };
+        let mut request = self.pool.task::<Spinning>(micros).priority(priority);
+        if let Some(deadline) = spin.deadline {
+            request = request.deadline(deadline);
+        }
+        let handle = request
+            .submit()
             .map_err(|e| anyhow!("submitting a task: {e}"))?;
         Ok(Box::new(OursPending(Some(handle))))
     }
@@ -113,6 +138,7 @@ impl Pending for OursPending {
         }
         let settled = match self.0.take()?.wait() {
             Ok(stamp) => Settled::Finished(clock::at(stamp)),
+            Err(TaskError::Expired { .. }) => Settled::Expired,
             Err(_) => Settled::Failed,
         };
         Some(settled)

@@ -159,11 +159,7 @@ fn job_from_input<T: Task>(
     let input = decode::<T::Input>(input, segments).map_err(invalid_input::<T>)?;
 
     // The pool enforces the time limit by killing the process; the copy here has none.
-    let spec = CellSpec {
-        handler,
-        name: T::NAME,
-        timeout: None,
-    };
+    let spec = CellSpec::plain(handler, T::NAME);
     Ok(TaskCell::<T::Input, T::Output>::new(spec, input))
 }
 
@@ -305,11 +301,7 @@ mod tests {
     }
 
     fn spec() -> CellSpec {
-        CellSpec {
-            handler: 0,
-            name: Add::NAME,
-            timeout: None,
-        }
+        CellSpec::plain(0, Add::NAME)
     }
 
     #[test]

@@ -118,3 +118,78 @@ pub fn handlers() -> Handlers<u64> {
             Ok(millis)
         })
 }
+
+/// A gate that tasks wait on until the test opens it.
+#[derive(Clone, Default)]
+pub struct Latch(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Latch {
+    pub fn wait(&self) {
+        let (open, opened) = &*self.0;
+        let mut guard = open.lock().unwrap();
+        while !*guard {
+            guard = opened.wait(guard).unwrap();
+        }
+    }
+
+    pub fn open(&self) {
+        let (open, opened) = &*self.0;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+    }
+}
+
+/// Waits on the test's latch, counting how many tasks hold a worker.
+pub struct Hold;
+impl Task for Hold {
+    const NAME: &'static str = "hold";
+    type Input = ();
+    type Output = ();
+}
+
+/// Records its input in the order tasks ran.
+pub struct Record;
+impl Task for Record {
+    const NAME: &'static str = "record";
+    type Input = u64;
+    type Output = u64;
+}
+
+/// What the scheduling tests share: the latch, the holders and the record.
+#[derive(Clone, Default)]
+pub struct Probe {
+    pub latch: Latch,
+    pub holding: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub order: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+impl Probe {
+    /// Handlers for `Hold`, `Record`, and the common task types' `Double` and `Fail`.
+    pub fn handlers(&self) -> Handlers<()> {
+        let (latch, holding, order) =
+            (self.latch.clone(), self.holding.clone(), self.order.clone());
+        Handlers::stateless()
+            .handler::<Hold>(move |_, (), _| {
+                holding.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                latch.wait();
+                Ok(())
+            })
+            .handler::<Record>(move |_, n, _| {
+                order.lock().unwrap().push(n);
+                Ok(n)
+            })
+            .handler::<Double>(|_, n, _| Ok(n * 2))
+            .handler::<Fail>(|_, message, _| Err(HandlerError::new(message)))
+    }
+
+    /// Waits until `count` `Hold` tasks are running.
+    pub fn until_holding(&self, count: usize) {
+        while self.holding.load(std::sync::atomic::Ordering::SeqCst) < count {
+            std::thread::yield_now();
+        }
+    }
+
+    pub fn order(&self) -> Vec<u64> {
+        self.order.lock().unwrap().clone()
+    }
+}
