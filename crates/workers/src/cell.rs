@@ -509,11 +509,17 @@ impl<I: Clone + Send + 'static, O: Send + 'static> TaskCell<I, O> {
     /// failed with a retryable error and retries are left, marks it to run
     /// again (the worker then schedules it). Returns whether it settled now.
     ///
-    /// Only a handler's own non-permanent error is retried: a panic, a time
-    /// limit, bad input or a permanent error settles at once.
+    /// Only a handler's own non-permanent error, or the crash of the worker
+    /// process running it, is retried: a panic, a time limit, bad input or a
+    /// permanent error settles at once.
     pub(crate) fn complete(&self, result: Result<O, TaskError>) -> bool {
-        let retryable =
-            matches!(&result, Err(TaskError::Failed { error, .. }) if !error.is_permanent());
+        let retryable = match &result {
+            Err(TaskError::Failed { error, .. }) => !error.is_permanent(),
+            // The process died under the task, not because of its data as far as the pool
+            // can tell: another process may run it.
+            Err(TaskError::WorkerCrashed { .. }) => true,
+            _ => false,
+        };
         let retries_left = self.header.attempts() <= self.header.sched.max_retries as usize;
         if retryable && retries_left && self.header.try_retry() {
             return false;
@@ -598,6 +604,10 @@ pub(crate) trait Job: Send + Sync + 'static {
     fn fail(&self, error: TaskError) -> bool;
     /// Settles the task with an error only if no worker runs it now.
     fn fail_idle(&self, error: TaskError) -> bool;
+    /// Ends the running attempt with an error: settles the task, or marks it
+    /// to run again if the error is retryable and retries are left (see
+    /// [`TaskCell::complete`]). Returns whether it settled now.
+    fn fail_attempt(&self, error: TaskError) -> bool;
     /// The concrete cell, for a handler to downcast to its own types.
     fn as_any(&self) -> &dyn Any;
     /// The concrete cell as an owned `Arc`, for async handlers to keep.
@@ -615,6 +625,10 @@ impl<I: Clone + Send + 'static, O: Send + 'static> Job for TaskCell<I, O> {
 
     fn fail_idle(&self, error: TaskError) -> bool {
         self.settle_idle(error)
+    }
+
+    fn fail_attempt(&self, error: TaskError) -> bool {
+        self.complete(Err(error))
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -41,6 +41,7 @@ task!(Hog, "hog", usize, usize);
 task!(PageSum, "page-sum", SharedBuffer, (f32, usize));
 task!(Garble, "garble", (), ());
 task!(Oversize, "oversize", (), ());
+task!(AbortOnce, "abort-once", String, u32);
 
 /// The handlers, in the pool and in its worker processes alike.
 fn handlers() -> Handlers<u64> {
@@ -74,6 +75,15 @@ fn handlers() -> Handlers<u64> {
         })
         .handler::<Garble>(|_, (), _| Ok(()))
         .handler::<Oversize>(|_, (), _| Ok(()))
+        .handler::<AbortOnce>(|_, marker, _| {
+            // The first attempt leaves a mark and dies; the next one, in a fresh
+            // process, finds the mark and answers with its pid.
+            if std::fs::metadata(&marker).is_err() {
+                std::fs::write(&marker, b"crashed once")?;
+                std::process::abort();
+            }
+            Ok(std::process::id())
+        })
 }
 
 /// The well-behaved worker program.
@@ -274,6 +284,46 @@ fn abort_settles_its_task_as_crashed_and_the_next_task_runs_on_a_fresh_process()
     let after = pool.submit::<Pid>(()).unwrap().wait().unwrap();
     assert_ne!(before, after);
     assert_eq!(pool.submit::<Double>(4).unwrap().wait(), Ok(8));
+}
+
+#[test]
+fn a_task_whose_worker_process_crashes_runs_again_under_the_retry_policy() {
+    let pool = pool(1, options("worker_entry", "retry"));
+    let marker = std::env::temp_dir().join(format!("protozoa-abort-once-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+
+    let handle = pool
+        .task::<AbortOnce>(marker.to_string_lossy().into_owned())
+        .retries(1)
+        .submit()
+        .unwrap();
+    while !handle.is_settled() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let attempts = handle.attempts();
+    let result = handle.wait();
+    let _ = std::fs::remove_file(&marker);
+
+    // The second attempt, on a fresh process, succeeded.
+    assert_eq!(attempts, 2);
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[test]
+fn a_crash_without_retries_left_settles_as_crashed() {
+    let pool = pool(1, options("worker_entry", "no-retry"));
+    let marker =
+        std::env::temp_dir().join(format!("protozoa-abort-no-retry-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let result = pool
+        .submit::<AbortOnce>(marker.to_string_lossy().into_owned())
+        .unwrap()
+        .wait();
+    let _ = std::fs::remove_file(&marker);
+    assert!(
+        matches!(result, Err(TaskError::WorkerCrashed { .. })),
+        "{result:?}"
+    );
 }
 
 #[test]

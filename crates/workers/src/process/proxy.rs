@@ -313,7 +313,7 @@ impl Proxy {
                 tracing::warn!(worker, %cause, "worker process crashed; it will be replaced");
                 self.supervisor.failed(worker, &cause);
                 self.drop_child(true);
-                job.fail(TaskError::WorkerCrashed { worker, cause });
+                job.fail_attempt(TaskError::WorkerCrashed { worker, cause });
             }
         }
     }
