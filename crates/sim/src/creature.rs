@@ -303,8 +303,8 @@ fn formation(rng: &mut Mulberry32, groups: &[u32; ROLES + 1]) -> Vec<f32> {
             Role::Defense => ring(&mut positions, n, MEMBRANE_RADIUS),
             _ => {
                 let (centre, spread) = match role {
-                    Role::Core => ([0.0, 0.0], 14.0),
-                    _ => (point_in_disc(rng, 24.0), rng.range(10.0, 20.0)),
+                    Role::Core => ([0.0, 0.0], 22.0),
+                    _ => (point_in_disc(rng, 26.0), rng.range(16.0, 26.0)),
                 };
                 for _ in 0..n {
                     let [x, y] = point_in_disc(rng, spread);
