@@ -93,6 +93,15 @@ impl<O> TaskHandle<O> {
         if let Some(result) = self.cell.try_result() {
             return result;
         }
+        // A task that is about to settle (a round trip to a worker process, a
+        // tiny task) settles sooner than a park and unpark take: look again a
+        // few times, letting other threads run, before sleeping.
+        for _ in 0..WAIT_SPINS {
+            std::thread::yield_now();
+            if let Some(result) = self.cell.try_result() {
+                return result;
+            }
+        }
         match block_on(ResultFuture(&*self.cell), None) {
             Some(result) => result,
             None => unreachable!("a wait without a deadline only returns with a result"),
@@ -129,6 +138,12 @@ impl<O> fmt::Debug for TaskHandle<O> {
             .finish()
     }
 }
+
+/// How many times a blocking wait yields and looks again before it parks:
+/// about 100 us of looking on an idle machine, less than the park and unpark
+/// that it saves a task about to settle (measured with the `ipc` benchmark:
+/// 31-33 us a round trip instead of 40-45 us).
+const WAIT_SPINS: u32 = 256;
 
 /// Wakes a parked thread.
 struct ThreadWaker(Thread);
