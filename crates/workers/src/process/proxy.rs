@@ -57,6 +57,11 @@ use crate::task::WorkerInfo;
 /// How often a waiting forwarding handler looks at its job.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
+/// How many times the proxy glances at the channel, letting other threads run in between,
+/// before it sleeps in `poll`: a tiny task's reply usually arrives within them, which saves
+/// the proxy thread a wake-up (measured with the `ipc` benchmark).
+const REPLY_SPINS: u32 = 64;
+
 /// How long a worker process may take to greet the pool after it starts.
 const GREETING_LIMIT: Duration = Duration::from_secs(20);
 
@@ -493,7 +498,9 @@ impl Connection {
         abandoned: &dyn Fn() -> bool,
         deadline: Option<Instant>,
     ) -> Result<Received, Wait> {
-        while !self.reader.has_buffered() && !self.readable() {
+        let mut spins = 0;
+        while !self.reader.has_buffered() && !self.readable(spins < REPLY_SPINS) {
+            spins += 1;
             let late = deadline.is_some_and(|deadline| Instant::now() >= deadline);
             if abandoned() || late {
                 return Err(Wait::Abandoned);
@@ -515,11 +522,17 @@ impl Connection {
         }
     }
 
-    /// Whether the channel has data (or an end) to read, waiting up to [`POLL_INTERVAL`].
-    fn readable(&self) -> bool {
+    /// Whether the channel has data (or an end) to read, waiting up to [`POLL_INTERVAL`];
+    /// with `glance`, only looking, after letting other threads run once.
+    fn readable(&self, glance: bool) -> bool {
         let stream = self.reader.stream();
         let mut fds = [PollFd::new(stream, PollFlags::IN)];
-        let timeout = Timespec::try_from(POLL_INTERVAL).ok();
+        let timeout = if glance {
+            std::thread::yield_now();
+            Timespec::try_from(Duration::ZERO).ok()
+        } else {
+            Timespec::try_from(POLL_INTERVAL).ok()
+        };
         matches!(poll(&mut fds, timeout.as_ref()), Ok(n) if n > 0)
     }
 
