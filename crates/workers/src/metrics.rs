@@ -116,6 +116,11 @@ impl Latency {
         let _ = self.histogram.record(ticks.max(1));
     }
 
+    /// Forgets every sample, keeping the histogram's grown size.
+    fn clear(&mut self) {
+        self.histogram.reset();
+    }
+
     fn add(&mut self, other: &Latency) {
         let _ = self.histogram.add(&other.histogram);
     }
@@ -186,6 +191,13 @@ impl TaskTypeMetrics {
         self.outcomes.add(&other.outcomes);
         self.queue_wait.add(&other.queue_wait);
         self.run_time.add(&other.run_time);
+    }
+
+    /// Forgets everything, keeping the histograms' memory for the next samples.
+    fn clear(&mut self) {
+        self.outcomes = OutcomeCounts::default();
+        self.queue_wait.clear();
+        self.run_time.clear();
     }
 }
 
@@ -277,7 +289,9 @@ impl WorkerMetrics {
                 continue;
             }
             self.entry(handler).add(metrics);
-            *metrics = TaskTypeMetrics::default();
+            // Clearing in place: new histograms would grow again, sample by
+            // sample, on the worker's hot path.
+            metrics.clear();
         }
     }
 

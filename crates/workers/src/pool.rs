@@ -527,7 +527,7 @@ impl WorkerPool {
     /// Counts and latency histograms per task type, and worker utilization.
     ///
     /// Each worker records its tasks privately and publishes them every 10 ms
-    /// while busy and at once when it runs out of work, so a snapshot taken
+    /// while busy and when it has found no work for its idle spin, so a snapshot taken
     /// the instant a task settles may not include it yet; after
     /// [`join`](Self::join) every task is included.
     pub fn metrics(&self) -> Metrics {

@@ -156,13 +156,11 @@ impl<S: 'static> Worker<S> {
                 continue;
             }
 
-            // Nothing to do: publish what was measured, leave if the pool is
-            // closed and drained, else spin a little (a burst often follows),
-            // then sleep.
+            // Nothing to do: leave if the pool is closed and drained, else
+            // spin a little (a burst often follows), then publish what was
+            // measured and sleep. Publishing only once the spin found nothing
+            // keeps it off the path of a queue that runs dry for a moment.
             self.last_tick = 0;
-            if idle_rounds == 0 {
-                self.flush();
-            }
             if self.local_count == 0 && self.shared.may_leave() {
                 return;
             }
@@ -171,6 +169,7 @@ impl<S: 'static> Worker<S> {
                 std::thread::yield_now();
                 continue;
             }
+            self.flush();
             if self.sleep(self.local_count < max_concurrent) {
                 self.retired = true;
                 return;
@@ -563,7 +562,7 @@ impl<S: 'static> Worker<S> {
 }
 
 /// How often a busy worker publishes its measurements; an idle one publishes
-/// at once.
+/// before it sleeps.
 const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Removes finished tasks from a worker's shared running list.
