@@ -3,7 +3,7 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU8};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use crate::options::{LogLevel, PoolOptions};
 use crate::request::{Target, TaskRequest};
 use crate::scheduler::Scheduler;
 use crate::shared::{
-    Control, Shared, Signal, Spawner, WorkerInner, WorkerSlot, CLOSED, OPEN, WAKE_CONTROL,
+    Control, Shared, Signal, Spawner, WorkerInner, WorkerSlot, AWAKE, CLOSED, OPEN, WAKE_CONTROL,
 };
 use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
 use crate::task::{Task, TaskId};
@@ -278,7 +278,7 @@ fn new_slot(id: usize) -> WorkerSlot {
             unparker: parker.unparker().clone(),
         }),
         parker: Mutex::new(Some(parker)),
-        sleeping: AtomicBool::new(false),
+        sleep: AtomicU8::new(AWAKE),
         inner: Mutex::new(WorkerInner::default()),
         control: Mutex::new(None),
     }

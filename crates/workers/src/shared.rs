@@ -20,6 +20,15 @@
 //! searches wakes the next sleeper itself, so a burst fans out to every worker
 //! without each submission paying for a wake-up.
 //!
+//! Whoever wakes a sleeper counts it in `searching` on its behalf, before the
+//! unpark: the woken thread takes tens of microseconds to run, and until it
+//! does, the next submissions must not think nobody is coming and wake a
+//! second worker for the same burst. A woken worker that has not run yet is a
+//! searcher that is slow to look, so the argument above still holds. The slot
+//! goes `ASLEEP -> CLAIMED` (the waker's compare-exchange) `-> AWAKE` (once
+//! `searching` counts it), so a worker whose timed park ends just as it is
+//! claimed waits for the count before it touches `searching` itself.
+//!
 //! "The queue" is two structures: the lock-free `Injector` for plain tasks and
 //! the [`Scheduler`] for the rest. Both are pushed before the fence and both
 //! are looked at after it ([`Shared::has_queued`]), so the argument holds for
@@ -35,7 +44,7 @@
 //! `terminate()` drains the queue after its own fence, with the same argument.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU8};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
@@ -59,6 +68,13 @@ pub(crate) const OPEN: usize = 0;
 pub(crate) const CLOSED: usize = 1;
 /// `terminate()` was called: everything settled, workers leave.
 pub(crate) const TERMINATED: usize = 2;
+
+/// A worker slot's sleep state: running (or about to look at the queue).
+pub(crate) const AWAKE: u8 = 0;
+/// Parked, or about to park, and counted in `sleepers`.
+pub(crate) const ASLEEP: u8 = 1;
+/// Being woken: taken out of `sleepers`, not yet counted in `searching`.
+pub(crate) const CLAIMED: u8 = 2;
 
 /// Reasons for a worker to wake, besides the queue.
 pub(crate) const WAKE_ASYNC: usize = 1 << 0;
@@ -110,7 +126,8 @@ pub(crate) struct WorkerSlot {
     /// The parker matching `signal.unparker`, while no thread holds it.
     pub(crate) parker: Mutex<Option<crossbeam_utils::sync::Parker>>,
     pub(crate) signal: Arc<Signal>,
-    pub(crate) sleeping: AtomicBool,
+    /// `AWAKE`, `ASLEEP` or `CLAIMED` (see the module docs).
+    pub(crate) sleep: AtomicU8,
     pub(crate) inner: Mutex<WorkerInner>,
     /// Requests for the worker; `None` once it has left.
     pub(crate) control: Mutex<Option<Vec<Control>>>,
@@ -273,38 +290,40 @@ impl Shared {
         }
     }
 
-    /// Wakes one sleeping worker, if any sleeps; if none does and the pool may
-    /// grow, starts a worker instead.
+    /// Wakes one sleeping worker, if any sleeps, counting it as searching; if
+    /// none does and the pool may grow, starts a worker instead.
     pub(crate) fn wake_one(&self) {
         if self.sleepers.load(Ordering::Relaxed) == 0 {
             self.grow();
             return;
         }
-        for slot in self.workers.iter() {
-            if slot
-                .sleeping
-                .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.sleepers.fetch_sub(1, Ordering::AcqRel);
-                slot.signal.unparker.unpark();
-                return;
-            }
+        if let Some(slot) = self.workers.iter().find(|slot| self.claim(slot)) {
+            slot.signal.unparker.unpark();
         }
     }
 
     /// Wakes every worker (lifecycle changes).
     pub(crate) fn wake_all(&self) {
         for slot in self.workers.iter() {
-            if slot
-                .sleeping
-                .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.sleepers.fetch_sub(1, Ordering::AcqRel);
-            }
+            self.claim(slot);
             slot.signal.unparker.unpark();
         }
+    }
+
+    /// Takes a sleeping worker out of `sleepers` and counts it in `searching`,
+    /// if it sleeps; the caller then unparks it.
+    fn claim(&self, slot: &WorkerSlot) -> bool {
+        if slot
+            .sleep
+            .compare_exchange(ASLEEP, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.sleepers.fetch_sub(1, Ordering::AcqRel);
+        self.searching.fetch_add(1, Ordering::SeqCst);
+        slot.sleep.store(AWAKE, Ordering::Release);
+        true
     }
 
     /// Stops intake; queued and running tasks still finish.
@@ -561,6 +580,140 @@ mod loom_model {
                 Ok(()) => assert_eq!(cell.try_result_for_model(), Some(8)),
                 Err(input) => assert_eq!(input, 7),
             }
+        });
+    }
+
+    /// The sleep/wake protocol: a worker that finds nothing sleeps, two
+    /// submitters push a task each and wake a sleeper only when nobody
+    /// searches, and a waker counts the worker it claims as searching, so the
+    /// second submitter may leave the wake-up to it. The steps and orderings
+    /// are those of `Shared::push`, `Shared::wake_one`/`claim` and
+    /// `Worker::sleep`/`stop_searching`. A lost wake-up would leave the worker
+    /// parked with a task queued, which loom reports as a deadlock; the counts
+    /// must come back to what the worker holds.
+    #[test]
+    fn no_wake_up_is_lost_when_a_waker_counts_the_sleeper_as_searching() {
+        use loom::sync::atomic::AtomicU8;
+
+        use super::{ASLEEP, AWAKE, CLAIMED};
+
+        struct Sleepy {
+            /// The queue, reduced to its length: only emptiness matters here.
+            queued: AtomicUsize,
+            searching: AtomicUsize,
+            sleepers: AtomicUsize,
+            sleep: AtomicU8,
+        }
+
+        impl Sleepy {
+            fn has_queued(&self) -> bool {
+                self.queued.load(Ordering::SeqCst) != 0
+            }
+
+            fn pop(&self) -> bool {
+                self.queued
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                    .is_ok()
+            }
+
+            /// `Shared::wake_one` with `claim`, for the one worker.
+            fn wake_one(&self, worker: &thread::Thread) {
+                if self.sleepers.load(Ordering::Relaxed) == 0 {
+                    return;
+                }
+                if self
+                    .sleep
+                    .compare_exchange(ASLEEP, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    self.sleepers.fetch_sub(1, Ordering::AcqRel);
+                    self.searching.fetch_add(1, Ordering::SeqCst);
+                    self.sleep.store(AWAKE, Ordering::Release);
+                    worker.unpark();
+                }
+            }
+        }
+
+        // Three threads with retry loops: bound the pre-emptions explored so
+        // the model finishes in seconds (three cover every ordering of the
+        // protocol's steps that matter here).
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(|| {
+            let model = Arc::new(Sleepy {
+                queued: AtomicUsize::new(0),
+                // The worker starts awake and searching.
+                searching: AtomicUsize::new(1),
+                sleepers: AtomicUsize::new(0),
+                sleep: AtomicU8::new(AWAKE),
+            });
+
+            let worker = {
+                let model = Arc::clone(&model);
+                thread::spawn(move || {
+                    let mut searching = true;
+                    let mut taken = 0;
+                    while taken < 2 {
+                        if model.pop() {
+                            taken += 1;
+                            if searching {
+                                searching = false;
+                                model.searching.fetch_sub(1, Ordering::SeqCst);
+                            }
+                            continue;
+                        }
+                        // Nothing found: announce the sleep, leave searching,
+                        // look once more, park.
+                        model.sleep.store(ASLEEP, Ordering::SeqCst);
+                        model.sleepers.fetch_add(1, Ordering::SeqCst);
+                        if searching {
+                            searching = false;
+                            model.searching.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        fence(Ordering::SeqCst);
+                        if !model.has_queued() {
+                            thread::park();
+                        }
+                        if model
+                            .sleep
+                            .compare_exchange(ASLEEP, AWAKE, Ordering::AcqRel, Ordering::Relaxed)
+                            .is_ok()
+                        {
+                            model.sleepers.fetch_sub(1, Ordering::AcqRel);
+                        } else {
+                            while model.sleep.load(Ordering::Acquire) == CLAIMED {
+                                thread::yield_now();
+                            }
+                            searching = true;
+                        }
+                    }
+                    searching
+                })
+            };
+            let submitters: Vec<_> = (0..2)
+                .map(|_| {
+                    let model = Arc::clone(&model);
+                    let worker = worker.thread().clone();
+                    thread::spawn(move || {
+                        model.queued.fetch_add(1, Ordering::SeqCst);
+                        fence(Ordering::SeqCst);
+                        if model.searching.load(Ordering::Relaxed) == 0 {
+                            model.wake_one(&worker);
+                        }
+                    })
+                })
+                .collect();
+            for submitter in submitters {
+                submitter.join().unwrap();
+            }
+            let still_searching = worker.join().unwrap();
+
+            assert!(!model.has_queued());
+            assert_eq!(model.sleepers.load(Ordering::SeqCst), 0);
+            assert_eq!(
+                model.searching.load(Ordering::SeqCst),
+                usize::from(still_searching)
+            );
         });
     }
 }

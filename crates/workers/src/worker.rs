@@ -14,7 +14,9 @@ use crate::error::{HandlerError, TaskError};
 use crate::handlers::{Handlers, LocalFuture, Run};
 use crate::metrics::WorkerMetrics;
 use crate::options::LogLevel;
-use crate::shared::{Control, Running, Shared, Signal, TERMINATED, WAKE_ASYNC, WAKE_CONTROL};
+use crate::shared::{
+    Control, Running, Shared, Signal, ASLEEP, AWAKE, CLAIMED, TERMINATED, WAKE_ASYNC, WAKE_CONTROL,
+};
 use crate::sync::{fence, lock, Ordering};
 use crate::task::WorkerInfo;
 
@@ -207,7 +209,7 @@ impl<S: 'static> Worker<S> {
             self.parker.park();
             return false;
         }
-        slot.sleeping.store(true, Ordering::SeqCst);
+        slot.sleep.store(ASLEEP, Ordering::SeqCst);
         self.shared.sleepers.fetch_add(1, Ordering::SeqCst);
         if self.searching {
             self.searching = false;
@@ -229,11 +231,18 @@ impl<S: 'static> Worker<S> {
             }
         }
         let unwoken = slot
-            .sleeping
-            .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
+            .sleep
+            .compare_exchange(ASLEEP, AWAKE, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
         if unwoken {
             self.shared.sleepers.fetch_sub(1, Ordering::AcqRel);
+        } else {
+            // Claimed by a waker, which counts this worker in `searching`: wait
+            // for that count (a few instructions away) before relying on it.
+            while slot.sleep.load(Ordering::Acquire) == CLAIMED {
+                std::thread::yield_now();
+            }
+            self.searching = true;
         }
         unwoken && idle_too_long && self.shared.try_retire()
     }
