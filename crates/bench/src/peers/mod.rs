@@ -12,6 +12,7 @@
 //! those scenarios; their adapters live here too ([`socket_floor`], [`socket_copy`]).
 
 pub mod crossbeam_floor;
+pub mod one_wake_floor;
 pub mod ours;
 pub mod ours_process;
 pub mod rayon;

@@ -6,6 +6,9 @@
 //! result. The bursts are shared out over the rounds, and the percentiles are taken over all
 //! of a contender's bursts together. Only one pool exists at a time (see [`crate::harness`]),
 //! so the process's CPU time while idle is that pool's (plus a sleeping main thread).
+//!
+//! Besides the pools runs the [one-wake floor](crate::peers::one_wake_floor): the burst as one
+//! job for one parked thread, the machine's own cost of a wake-up after idleness.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -16,8 +19,8 @@ use serde::Serialize;
 
 use super::{Pools, Runs};
 use crate::clock::process_cpu_time;
-use crate::harness::{interleave, select};
-use crate::peers::{self, check_sum, expected_sum, Contender};
+use crate::harness::{interleave, select, Entry};
+use crate::peers::{self, check_sum, expected_sum, one_wake_floor, Contender};
 use crate::report::{self, Table};
 use crate::stats::percentile;
 use crate::work::TinyWork;
@@ -71,10 +74,11 @@ pub fn run(args: &WakeArgs) -> Result<()> {
     let idle = Duration::from_millis(args.idle_ms);
     let rounds = u64::from(args.runs.rounds);
     let work = TinyWork::calibrate();
-    let entries = select(
-        peers::contenders(args.pools.workers as usize, work),
-        &args.runs.only,
-    )?;
+    let mut entries = peers::contenders(args.pools.workers as usize, work);
+    entries.push(Entry::new(one_wake_floor::NAME, move || {
+        Ok(Box::new(one_wake_floor::OneWakeFloor::new(work)?) as _)
+    }));
+    let entries = select(entries, &args.runs.only)?;
     let expected = expected_sum(work, burst);
 
     // Measure: each round runs its share of the bursts.
@@ -196,5 +200,9 @@ fn print_table(args: &WakeArgs, results: &[Figure]) {
         ]);
     }
     table.note("targets for ours: p99 < 100 us, idle CPU < 1 % of a core");
+    table.note(
+        "one-wake-floor: the whole burst as one job for one parked thread (one wake-up, no \
+         per-task hand-off): what this machine allows a pool that sleeps while idle",
+    );
     table.print();
 }
