@@ -42,6 +42,7 @@ task!(PageSum, "page-sum", SharedBuffer, (f32, usize));
 task!(Garble, "garble", (), ());
 task!(Oversize, "oversize", (), ());
 task!(AbortOnce, "abort-once", String, u32);
+task!(StartSleeper, "start-sleeper", (), u32);
 
 /// The handlers, in the pool and in its worker processes alike.
 fn handlers() -> Handlers<u64> {
@@ -75,6 +76,11 @@ fn handlers() -> Handlers<u64> {
         })
         .handler::<Garble>(|_, (), _| Ok(()))
         .handler::<Oversize>(|_, (), _| Ok(()))
+        .handler::<StartSleeper>(|_, (), _| {
+            // A process of the handler's own, left running: its pid is the answer.
+            let sleeper = std::process::Command::new("sleep").arg("600").spawn()?;
+            Ok(sleeper.id())
+        })
         .handler::<AbortOnce>(|_, marker, _| {
             // The first attempt leaves a mark and dies; the next one, in a fresh
             // process, finds the mark and answers with its pid.
@@ -351,6 +357,59 @@ fn endless_loop_is_killed_at_its_time_limit_and_replaced() {
     let after = pool.submit::<Pid>(()).unwrap().wait().unwrap();
     assert_ne!(before, after);
     assert!(!is_alive(before));
+}
+
+/// Waits (up to 10 s) for a process to be gone; whether it went.
+fn ends_soon(pid: u32) -> bool {
+    for _ in 0..1_000 {
+        if !is_alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn a_process_a_handler_started_is_killed_with_its_worker_at_the_time_limit() {
+    let pool = pool(1, options("worker_entry", "sleeper-timeout"));
+    let sleeper = pool.submit::<StartSleeper>(()).unwrap().wait().unwrap();
+    assert!(is_alive(sleeper));
+
+    let spin = pool.task::<Spin>(()).timeout(Duration::from_millis(300));
+    let result = spin.submit().unwrap().wait();
+    assert!(
+        matches!(result, Err(TaskError::TimedOut { .. })),
+        "{result:?}"
+    );
+    assert!(ends_soon(sleeper), "sleep {sleeper} outlived its worker");
+    assert_eq!(pool.submit::<Double>(4).unwrap().wait(), Ok(8));
+}
+
+#[test]
+fn a_process_a_handler_started_is_killed_when_its_worker_crashes() {
+    let pool = pool(1, options("worker_entry", "sleeper-crash"));
+    let sleeper = pool.submit::<StartSleeper>(()).unwrap().wait().unwrap();
+
+    let cause = crash_cause(pool.submit::<Abort>(()).unwrap().wait());
+    assert!(cause.contains("SIGABRT"), "{cause}");
+    assert!(ends_soon(sleeper), "sleep {sleeper} outlived its worker");
+}
+
+#[test]
+fn processes_handlers_started_do_not_outlive_a_terminated_pool() {
+    let pool = pool(2, options("worker_entry", "sleeper-terminate"));
+    let sleepers: Vec<u32> = (0..4)
+        .map(|_| pool.submit::<StartSleeper>(()).unwrap())
+        .map(|handle| handle.wait().unwrap())
+        .collect();
+    assert!(sleepers.iter().all(|&pid| is_alive(pid)));
+
+    pool.terminate();
+    pool.join();
+    for pid in sleepers {
+        assert!(ends_soon(pid), "sleep {pid} outlived the pool");
+    }
 }
 
 #[test]

@@ -17,12 +17,17 @@
 //! - Linux delivers the parent-death signal when the *thread* that forked the child exits,
 //!   not only the process. Spawn workers from a thread that lives as long as the workers
 //!   (the pool's supervisor), or they are killed when that thread ends.
-//! - The signal is not inherited by processes a worker starts itself (fork clears it), so
-//!   those can outlive the pool. Putting each worker in its own process group and killing
-//!   the group would reach them; nothing here does that yet.
+//! - The signal is not inherited by processes a worker starts itself (fork clears it). To
+//!   reach those, each worker leads a process group of its own, and whenever the pool is
+//!   done with a worker (killed, crashed, or exited) the whole group gets `SIGKILL` before
+//!   the worker is reaped: an unreaped worker keeps its id, so the group's id cannot have
+//!   been reused by then. A process that leaves the group (`setsid`, `setpgid`), or one
+//!   started after the pool's own process died, escapes this.
+//! - In its own group, a worker does not receive the terminal's Ctrl-C; it dies with the
+//!   pool's process instead (the parent-death signal).
 //!
-//! [`WorkerProcess`] owns the child: dropping it kills and reaps the process, and
-//! [`ExitCause`] says how it ended.
+//! [`WorkerProcess`] owns the child: dropping it kills and reaps the process group, and
+//! [`ExitCause`] says how the worker ended.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -34,7 +39,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use rustix::io::{fcntl_setfd, Errno, FdFlags};
-use rustix::process::{getpid, getppid, setrlimit, Pid, Resource, Rlimit, Signal};
+use rustix::process::{
+    getpid, getppid, kill_process_group, setrlimit, waitid, Pid, Resource, Rlimit, Signal, WaitId,
+    WaitIdOptions,
+};
 
 /// The environment variable naming the inherited channel descriptor.
 pub const CHANNEL_FD_ENV: &str = "PROTOZOA_WORKER_FD";
@@ -117,7 +125,8 @@ impl WorkerCommand {
             .env(CHANNEL_FD_ENV, child_fd.to_string())
             .env(WORKER_ID_ENV, self.worker_id.to_string())
             .stdin(Stdio::null())
-            .stdout(stdout);
+            .stdout(stdout)
+            .process_group(0);
 
         // SAFETY: the closure runs in the forked child before exec and only makes raw system
         // calls (prctl, getppid, setrlimit, fcntl) through rustix: no allocation, no lock.
@@ -179,33 +188,70 @@ impl WorkerProcess {
         self.channel.take()
     }
 
-    /// How the process ended, if it has; reaps it without blocking.
+    /// How the process ended, if it has; then its group is killed and it is reaped. Does not
+    /// block.
     pub fn try_reap(&mut self) -> io::Result<Option<ExitCause>> {
-        if self.exit.is_none() {
+        if self.exit.is_none() && self.peek_exit(WaitIdOptions::NOHANG)? {
+            self.kill_group();
             self.exit = self.child.try_wait()?.map(ExitCause::from);
         }
         Ok(self.exit)
     }
 
-    /// Waits for the process to end and reaps it.
+    /// Waits for the process to end, kills what is left of its group, and reaps it.
     pub fn wait(&mut self) -> io::Result<ExitCause> {
         if let Some(cause) = self.exit {
             return Ok(cause);
         }
+        self.peek_exit(WaitIdOptions::empty())?;
+        self.kill_group();
         let cause = ExitCause::from(self.child.wait()?);
         self.exit = Some(cause);
         Ok(cause)
     }
 
-    /// Kills the process (`SIGKILL`) unless it already ended, and reaps it.
+    /// Kills the process and its group (`SIGKILL`) unless it was reaped already, and reaps it.
     pub fn kill(&mut self) -> io::Result<ExitCause> {
         if self.try_reap()?.is_none() {
-            // It may end between the check and the kill; the reap below still succeeds.
-            if let Err(error) = self.child.kill() {
-                tracing::debug!(%error, pid = self.pid(), "kill after exit");
-            }
+            self.kill_group();
         }
         self.wait()
+    }
+
+    /// Whether the process has ended, leaving it unreaped (so its id, which is also its
+    /// group's, stays taken). With `NOHANG` this looks; without, it waits for the end.
+    fn peek_exit(&self, how: WaitIdOptions) -> io::Result<bool> {
+        let Some(pid) = self.rustix_pid() else {
+            return Ok(true);
+        };
+        let options = how | WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+        loop {
+            match waitid(WaitId::Pid(pid), options) {
+                Ok(status) => return Ok(status.is_some()),
+                Err(Errno::INTR) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Sends `SIGKILL` to the worker's process group: the worker, if it still runs, and
+    /// whatever it started. Only while the worker is unreaped (see the module docs).
+    fn kill_group(&self) {
+        let Some(pid) = self.rustix_pid() else {
+            return;
+        };
+        if self.exit.is_some() {
+            return;
+        }
+        match kill_process_group(pid, Signal::KILL) {
+            // Nothing left in the group.
+            Ok(()) | Err(Errno::SRCH) => {}
+            Err(error) => tracing::debug!(%error, pid = self.pid(), "could not kill the group"),
+        }
+    }
+
+    fn rustix_pid(&self) -> Option<Pid> {
+        i32::try_from(self.child.id()).ok().and_then(Pid::from_raw)
     }
 }
 
