@@ -13,6 +13,10 @@
 //! [`TaskContext::id`](crate::TaskContext::id) is the chunk's. If an item
 //! panics, it and the chunk's items after it settle as `Panicked` and the
 //! worker is rebuilt before its next task.
+//!
+//! With process workers, the worker's proxy sends a chunk's items to its
+//! process one request each (`process::proxy`): the items still share the
+//! chunk's wake-up and job, but each is one round trip.
 
 use std::fmt;
 use std::future::Future;

@@ -259,6 +259,43 @@ fn tasks_run_in_a_worker_process_with_state_and_json() {
 }
 
 #[test]
+fn a_batch_runs_in_worker_processes_with_results_in_order() {
+    let pool = pool(2, options("worker_entry", "batch"));
+
+    let results = pool.batch::<Double>(0..100).unwrap().wait();
+
+    let expected: Vec<Result<u64, TaskError>> = (0..100).map(|n| Ok(n * 2)).collect();
+    assert_eq!(results, expected);
+    pool.close();
+    pool.join();
+}
+
+#[test]
+fn a_batch_item_whose_process_crashes_settles_as_crashed_and_the_rest_run_on() {
+    let pool = pool(1, options("worker_entry", "batch-crash"));
+    let marker = std::env::temp_dir().join(format!("protozoa-batch-crash-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let marker = marker.to_string_lossy().into_owned();
+
+    let results = pool
+        .batch::<AbortOnce>(vec![marker.clone(); 3])
+        .unwrap()
+        .wait();
+    let _ = std::fs::remove_file(&marker);
+
+    // The first item killed its process; the others ran in the fresh one.
+    assert!(
+        matches!(results[0], Err(TaskError::WorkerCrashed { .. })),
+        "{results:?}"
+    );
+    let pids: Vec<u32> = results[1..].iter().map(|r| r.clone().unwrap()).collect();
+    assert_eq!(pids[0], pids[1]);
+    assert!(is_alive(pids[0]));
+    pool.close();
+    pool.join();
+}
+
+#[test]
 fn shared_buffer_reaches_the_worker_as_one_segment_mapped_once() {
     let pool = pool(1, options("worker_entry", "shared"));
     let buffer = SharedBuffer::from(vec![1.0_f32; 1 << 20]);

@@ -6,7 +6,8 @@
 //! (`JobCodec::of::<T>()`) while that type is still known, and then used by name:
 //!
 //! - in the pool: `take_input` starts a queued job and encodes its input (typed or
-//!   JSON-submitted); `settle_output` decodes a reply and settles the job;
+//!   JSON-submitted); `settle_output` decodes a reply and settles the job; a batch chunk
+//!   goes item by item instead (`take_chunk`, then `settle_chunk` with every item's reply);
 //! - in the worker process: `job_from_input` rebuilds a job the registered handler can run;
 //!   `output_bytes` encodes its result.
 //!
@@ -23,12 +24,30 @@ use super::shm::Segment;
 use super::wire::{Failure, FailureKind};
 use crate::cell::{CellSpec, Job, ResultCell, TaskCell};
 use crate::error::{HandlerError, TaskError};
+use crate::handlers::ChunkCell;
 use crate::task::Task;
 
 type TakeInput = fn(&dyn Job) -> Option<Result<Encoded, TaskError>>;
 type SettleOutput = fn(&dyn Job, &[u8], Vec<Arc<Segment>>) -> bool;
 type JobFromInput = fn(usize, &[u8], Vec<Arc<Segment>>) -> Result<Arc<dyn Job>, TaskError>;
 type OutputBytes = fn(&dyn Job) -> Option<Result<Encoded, TaskError>>;
+type TakeChunk = fn(&dyn Job) -> ChunkStart;
+type SettleChunk = fn(&dyn Job, Vec<ItemReply>) -> bool;
+
+/// What starting a job as a batch chunk gave.
+#[derive(Debug)]
+pub(crate) enum ChunkStart {
+    /// The job is not a chunk of this task type.
+    NotAChunk,
+    /// A chunk that was already claimed (cancelled, terminated) or started.
+    Claimed,
+    /// The chunk's items, each encoded or the error it settles with.
+    Items(Vec<Result<Encoded, TaskError>>),
+}
+
+/// One chunk item's reply from the worker: its output bytes and the segments they refer to,
+/// or the error it settles with.
+pub(crate) type ItemReply = Result<(Vec<u8>, Vec<Arc<Segment>>), TaskError>;
 
 /// A value encoded for the wire: its bytes and the shared memory segments they refer to
 /// (see `process::handoff`).
@@ -48,6 +67,8 @@ pub struct JobCodec {
     settle_output: SettleOutput,
     job_from_input: JobFromInput,
     output_bytes: OutputBytes,
+    take_chunk: TakeChunk,
+    settle_chunk: SettleChunk,
 }
 
 impl std::fmt::Debug for JobCodec {
@@ -67,6 +88,8 @@ impl JobCodec {
             settle_output: settle_output::<T>,
             job_from_input: job_from_input::<T>,
             output_bytes: output_bytes::<T>,
+            take_chunk: take_chunk::<T>,
+            settle_chunk: settle_chunk::<T>,
         }
     }
 
@@ -80,6 +103,18 @@ impl JobCodec {
     /// caller settles the job with.
     pub(crate) fn take_input(&self, job: &dyn Job) -> Option<Result<Encoded, TaskError>> {
         (self.take_input)(job)
+    }
+
+    /// Pool side: starts `job` as a batch chunk of this task type and encodes each item's
+    /// input, if it is one.
+    pub(crate) fn take_chunk(&self, job: &dyn Job) -> ChunkStart {
+        (self.take_chunk)(job)
+    }
+
+    /// Pool side: decodes every item's reply (in item order) and settles the chunk with
+    /// them. Returns whether this settled the chunk.
+    pub(crate) fn settle_chunk(&self, job: &dyn Job, replies: Vec<ItemReply>) -> bool {
+        (self.settle_chunk)(job, replies)
     }
 
     /// Pool side: decodes a `Done` reply's output and settles `job` with it (or with the
@@ -149,6 +184,37 @@ fn settle_output<T: Task>(job: &dyn Job, output: &[u8], segments: Vec<Arc<Segmen
     job.fail(invalid_output::<T>(
         "the job has another Rust type than this task".into(),
     ))
+}
+
+fn take_chunk<T: Task>(job: &dyn Job) -> ChunkStart {
+    let Some(cell) = job.as_any().downcast_ref::<ChunkCell<T>>() else {
+        return ChunkStart::NotAChunk;
+    };
+    let Some(inputs) = cell.start() else {
+        return ChunkStart::Claimed;
+    };
+    let items = inputs
+        .iter()
+        .map(|input| encode(input).map_err(invalid_input::<T>))
+        .collect();
+    ChunkStart::Items(items)
+}
+
+fn settle_chunk<T: Task>(job: &dyn Job, replies: Vec<ItemReply>) -> bool {
+    let Some(cell) = job.as_any().downcast_ref::<ChunkCell<T>>() else {
+        return job.fail(invalid_output::<T>(
+            "the job is not a batch chunk of this task".into(),
+        ));
+    };
+    let results = replies
+        .into_iter()
+        .map(|reply| {
+            reply.and_then(|(bytes, segments)| {
+                decode::<T::Output>(&bytes, segments).map_err(invalid_output::<T>)
+            })
+        })
+        .collect();
+    cell.settle(Ok(results))
 }
 
 fn job_from_input<T: Task>(

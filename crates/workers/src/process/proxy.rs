@@ -45,7 +45,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use super::channel::{self, ChannelReader, ChannelWriter, Received};
 use super::child::{WorkerCommand, WorkerProcess};
-use super::codec::{task_error, Encoded, JobCodec};
+use super::codec::{task_error, ChunkStart, Encoded, JobCodec};
 use super::shm::{Segment, SegmentCache, SentSegments};
 use super::wire::{
     Done, Failure, Frame, Message, Release, RequestId, Run, WireError, DEFAULT_MAX_FRAME_LEN,
@@ -272,54 +272,93 @@ impl Proxy {
 
     /// Runs `job` in the worker process and settles it.
     fn forward(&mut self, job: &Arc<dyn Job>, codec: &JobCodec) {
-        // Start the job; it may have been claimed while queued.
-        let input = match codec.take_input(&**job) {
-            None => return,
-            Some(Err(error)) => {
-                job.fail(error);
-                return;
-            }
-            Some(Ok(input)) => input,
+        let input = match codec.take_chunk(&**job) {
+            ChunkStart::NotAChunk => match codec.take_input(&**job) {
+                // Claimed while queued (cancelled, terminated), or started.
+                None => return,
+                Some(Err(error)) => {
+                    job.fail(error);
+                    return;
+                }
+                Some(Ok(input)) => input,
+            },
+            ChunkStart::Claimed => return,
+            ChunkStart::Items(items) => return self.forward_chunk(job, codec, items),
         };
+        match self.request(job, codec, input) {
+            Reply::Output(output, segments) => {
+                codec.settle_output(&**job, &output, segments);
+            }
+            Reply::Error(error) => {
+                job.fail(error);
+            }
+            Reply::Crashed(error) => {
+                job.fail_attempt(error);
+            }
+            Reply::Abandoned => {}
+        }
+    }
+
+    /// Runs a batch chunk's items one request at a time, in order, and settles the chunk
+    /// with their replies. An item whose process crashes settles as crashed and the items
+    /// after it go on with a fresh process; a chunk settled meanwhile (its time limit, a
+    /// cancel, terminate) stops at once, its process killed.
+    fn forward_chunk(
+        &mut self,
+        job: &Arc<dyn Job>,
+        codec: &JobCodec,
+        items: Vec<Result<Encoded, TaskError>>,
+    ) {
+        let mut replies = Vec::with_capacity(items.len());
+        for item in items {
+            let reply = match item {
+                Err(error) => Err(error),
+                Ok(input) => match self.request(job, codec, input) {
+                    Reply::Output(output, segments) => Ok((output, segments)),
+                    Reply::Error(error) | Reply::Crashed(error) => Err(error),
+                    Reply::Abandoned => return,
+                },
+            };
+            replies.push(reply);
+        }
+        codec.settle_chunk(&**job, replies);
+    }
+
+    /// Sends one request (a task, or one item of `job`'s chunk) to the worker process,
+    /// starting one if needed, and waits for its reply.
+    fn request(&mut self, job: &Arc<dyn Job>, codec: &JobCodec, input: Encoded) -> Reply {
         let worker = self.worker;
         let connection = match self.connect() {
             Ok(connection) => connection,
-            Err(error) => {
-                job.fail(TaskError::WorkerUnavailable { worker, error });
-                return;
-            }
+            Err(error) => return Reply::Error(TaskError::WorkerUnavailable { worker, error }),
         };
 
         match connection.run(codec.name(), input, &**job) {
             Outcome::Done(done, fds) => {
                 self.supervisor.succeeded(worker);
-                let segments = SegmentCache::new().resolve(&done.segments, fds);
-                match segments {
-                    Ok(segments) => {
-                        codec.settle_output(&**job, &done.output, segments);
-                    }
-                    Err(error) => {
-                        job.fail(TaskError::InvalidOutput {
-                            task: codec.name().to_owned(),
-                            message: error.to_string(),
-                        });
-                    }
+                match SegmentCache::new().resolve(&done.segments, fds) {
+                    Ok(segments) => Reply::Output(done.output, segments),
+                    Err(error) => Reply::Error(TaskError::InvalidOutput {
+                        task: codec.name().to_owned(),
+                        message: error.to_string(),
+                    }),
                 }
             }
             Outcome::Failed(failure) => {
                 self.supervisor.succeeded(worker);
-                job.fail(task_error(codec.name(), worker, failure));
+                Reply::Error(task_error(codec.name(), worker, failure))
             }
             Outcome::Abandoned => {
                 // Settled without us (time limit, cancel, terminate): pre-empt for real.
                 tracing::info!(worker, "task abandoned; its worker process is killed");
                 self.drop_child(true);
+                Reply::Abandoned
             }
             Outcome::Broken(cause) => {
                 tracing::warn!(worker, %cause, "worker process crashed; it will be replaced");
                 self.supervisor.failed(worker, &cause);
                 self.drop_child(true);
-                job.fail_attempt(TaskError::WorkerCrashed { worker, cause });
+                Reply::Crashed(TaskError::WorkerCrashed { worker, cause })
             }
         }
     }
@@ -342,6 +381,18 @@ impl Proxy {
             }
         }
     }
+}
+
+/// What one request to the worker process gave, for its job (or chunk item) to settle with.
+enum Reply {
+    /// The output's bytes and the segments they refer to.
+    Output(Vec<u8>, Vec<Arc<Segment>>),
+    /// An error to settle with.
+    Error(TaskError),
+    /// The process died or broke the protocol: an error that a retry may get past.
+    Crashed(TaskError),
+    /// The job was settled without the worker while it ran; its process is killed.
+    Abandoned,
 }
 
 /// How a forwarded request ended.
