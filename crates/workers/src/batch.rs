@@ -27,14 +27,14 @@ use std::task::{Context, Poll};
 use crate::cell::{CellSpec, Job, TaskCell};
 use crate::error::{SubmitError, SubmitErrorReason, TaskError};
 use crate::handle::TaskHandle;
-use crate::handlers::ChunkCell;
+use crate::handlers::{ChunkCell, ItemResult};
 use crate::pool::WorkerPool;
 use crate::shared::{OPEN, TERMINATED};
 use crate::sync::{fence, Ordering};
 use crate::task::Task;
 
 /// The handle of one chunk: its items' results.
-type ChunkHandle<O> = TaskHandle<Vec<Result<O, TaskError>>>;
+type ChunkHandle<O> = TaskHandle<Vec<ItemResult<O>>>;
 
 /// The handle of a batch: resolves to every item's result, in submission
 /// order; see [`WorkerPool::batch`].
@@ -80,20 +80,26 @@ impl<O> BatchHandle<O> {
     pub fn wait(self) -> Vec<Result<O, TaskError>> {
         let mut results = self.results;
         for (len, chunk) in self.chunks.into_iter().skip(self.gathered) {
-            gather(&mut results, len, chunk.wait());
+            gather(&mut results, self.len, len, chunk.wait());
         }
         results
     }
 }
 
-/// Appends a chunk's results, or its one error once per item.
+/// Appends a chunk's `len` results, or its one error once per item, to the
+/// batch's `total` results. Room for them all is made at the first chunk, not at
+/// submission: a batch waiting in the queue holds no result buffer.
 fn gather<O>(
     results: &mut Vec<Result<O, TaskError>>,
+    total: usize,
     len: usize,
-    chunk: Result<Vec<Result<O, TaskError>>, TaskError>,
+    chunk: Result<Vec<ItemResult<O>>, TaskError>,
 ) {
+    if results.capacity() == 0 {
+        results.reserve_exact(total);
+    }
     match chunk {
-        Ok(items) => results.extend(items),
+        Ok(items) => results.extend(items.into_iter().map(|item| item.map_err(|error| *error))),
         Err(error) => results.extend((0..len).map(|_| Err(error.clone()))),
     }
 }
@@ -109,7 +115,7 @@ impl<O> Future for BatchHandle<O> {
             let len = *len;
             match Pin::new(chunk).poll(cx) {
                 Poll::Ready(chunk) => {
-                    gather(&mut this.results, len, chunk);
+                    gather(&mut this.results, this.len, len, chunk);
                     this.gathered += 1;
                 }
                 Poll::Pending => return Poll::Pending,
@@ -207,7 +213,7 @@ impl WorkerPool {
         shared.backpressure.release(len - cells.len());
         Ok(BatchHandle {
             len,
-            results: Vec::with_capacity(len),
+            results: Vec::new(),
             gathered: 0,
             chunks: cells
                 .into_iter()

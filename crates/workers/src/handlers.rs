@@ -180,7 +180,7 @@ impl<S: 'static> Handlers<S> {
                     return Some(Box::pin(async move {
                         let mut results = Vec::with_capacity(futures.len());
                         for future in futures {
-                            results.push(future.await.map_err(failed::<T>));
+                            results.push(future.await.map_err(|e| Box::new(failed::<T>(e))));
                         }
                         cell.complete(Ok(results));
                     }));
@@ -252,7 +252,13 @@ impl<S: 'static> Handlers<S> {
 /// The cell of a batch chunk of task type `T`: its items' inputs, and their
 /// results (see `batch`).
 pub(crate) type ChunkCell<T> =
-    TaskCell<Vec<<T as Task>::Input>, Vec<Result<<T as Task>::Output, TaskError>>>;
+    TaskCell<Vec<<T as Task>::Input>, Vec<ItemResult<<T as Task>::Output>>>;
+
+/// One chunk item's result. The error is boxed so that a chunk's results take
+/// little more room than its outputs: they are allocated by the worker and
+/// freed by the submitter, and a small block crosses threads far more cheaply
+/// than an error-sized slot per item (`TaskError` is 80 bytes).
+pub(crate) type ItemResult<O> = Result<O, Box<TaskError>>;
 
 /// Runs a chunk's items in order and settles the chunk with their results.
 ///
@@ -260,7 +266,7 @@ pub(crate) type ChunkCell<T> =
 /// unrun: the panic is then raised again so that the worker rebuilds its state
 /// before anything else runs on it.
 fn run_chunk<I, O>(
-    cell: &TaskCell<Vec<I>, Vec<Result<O, TaskError>>>,
+    cell: &TaskCell<Vec<I>, Vec<ItemResult<O>>>,
     inputs: Vec<I>,
     mut run: impl FnMut(I) -> Result<O, TaskError>,
 ) where
@@ -273,13 +279,13 @@ fn run_chunk<I, O>(
     let mut panic = None;
     for input in inputs.by_ref() {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(input))) {
-            Ok(result) => results.push(result),
+            Ok(result) => results.push(result.map_err(Box::new)),
             Err(payload) => {
                 let message = crate::worker::panic_message(&*payload);
-                results.push(Err(TaskError::Panicked {
+                results.push(Err(Box::new(TaskError::Panicked {
                     task: cell.header().name().to_owned(),
                     message,
-                }));
+                })));
                 panic = Some(payload);
                 break;
             }
@@ -293,7 +299,7 @@ fn run_chunk<I, O>(
                 message: "not run: an earlier item of its batch panicked on the same worker"
                     .to_owned(),
             })
-            .map(Err),
+            .map(|error| Err(Box::new(error))),
     );
     cell.complete(Ok(results));
     if let Some(payload) = panic {

@@ -209,9 +209,11 @@ fn settle_chunk<T: Task>(job: &dyn Job, replies: Vec<ItemReply>) -> bool {
     let results = replies
         .into_iter()
         .map(|reply| {
-            reply.and_then(|(bytes, segments)| {
-                decode::<T::Output>(&bytes, segments).map_err(invalid_output::<T>)
-            })
+            reply
+                .and_then(|(bytes, segments)| {
+                    decode::<T::Output>(&bytes, segments).map_err(invalid_output::<T>)
+                })
+                .map_err(Box::new)
         })
         .collect();
     cell.settle(Ok(results))
