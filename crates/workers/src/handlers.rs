@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::cell::{Job, TaskCell};
 use crate::error::{HandlerError, TaskError};
+use crate::options::PoolOptions;
 use crate::task::{Task, TaskContext, WorkerInfo};
 
 /// Names the worker protocol keeps for itself.
@@ -69,7 +70,12 @@ pub struct Handlers<S> {
     init: Arc<Init<S>>,
     reset: Option<Arc<Reset<S>>>,
     pub(crate) entries: Vec<Entry<S>>,
+    /// Told the pool's options when the pool is built (process workers take
+    /// their log level from it).
+    pub(crate) on_build: Option<Box<OnBuild>>,
 }
+
+type OnBuild = dyn Fn(&PoolOptions) + Send + Sync;
 
 impl Handlers<()> {
     /// Handlers for workers that keep no state of their own.
@@ -88,6 +94,7 @@ impl<S: 'static> Handlers<S> {
             init: Arc::new(init),
             reset: None,
             entries: Vec::new(),
+            on_build: None,
         }
     }
 

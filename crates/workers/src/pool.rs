@@ -225,6 +225,9 @@ impl<S: 'static> PoolBuilder<S> {
         self.options.validate()?;
         check_names(&self.handlers)?;
 
+        if let Some(on_build) = &self.handlers.on_build {
+            on_build(&self.options);
+        }
         let catalog = self.handlers.catalog();
         let handlers = Arc::new(self.handlers);
         let options = self.options;

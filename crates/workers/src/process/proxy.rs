@@ -25,9 +25,11 @@
 //!   as broken; a process that never replies is only stopped by the task's time limit, so
 //!   process pools should keep one;
 //! - `reset()` cannot report a failure of the worker's reset: the process is replaced instead;
-//! - this module's `tracing` events (process crashed, killed, could not start) do not follow
-//!   the pool's `log_level`, which the builder may set after `process_workers`; passing the
-//!   level to the handlers at `build()` would lift that;
+//! - this module's `tracing` events (process crashed, killed, could not start) follow the
+//!   pool's `log_level`, which the pool hands to the proxies when it is built; a worker
+//!   process's own events go to its standard error through its own subscriber (`RUST_LOG`,
+//!   `warn` by default), and the rare failures of the OS calls that kill, reap or unmap are
+//!   logged whatever the level;
 //! - a tiny task's round trip takes a thread hop besides the socket (submitter to proxy
 //!   thread and back); the waiting handle and the proxy look again briefly before sleeping,
 //!   which keeps it near 1.4 to 1.6 times a bare socket round trip; a submitter writing to an
@@ -36,7 +38,7 @@
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -53,6 +55,7 @@ use super::wire::{
 use crate::cell::Job;
 use crate::error::{HandlerError, TaskError};
 use crate::handlers::{self, Entry, Handlers};
+use crate::options::{LogLevel, PoolOptions};
 use crate::task::WorkerInfo;
 
 /// How often a waiting forwarding handler looks at its job.
@@ -166,10 +169,15 @@ pub(crate) fn proxy_handlers<S: 'static>(
     let supervisor = Arc::new(Supervisor {
         options,
         failures: Mutex::new(Vec::new()),
+        log_level: OnceLock::new(),
     });
+    let told = Arc::clone(&supervisor);
     let mut proxies =
         Handlers::new(move |info: &WorkerInfo| Proxy::start(info.id, Arc::clone(&supervisor)))
             .on_reset(Proxy::reset);
+    proxies.on_build = Some(Box::new(move |pool: &PoolOptions| {
+        let _ = told.log_level.set(pool.log_level);
+    }));
 
     // One forwarding handler per task type, under the same name and Rust type.
     for entry in handlers.entries {
@@ -191,9 +199,16 @@ struct Supervisor {
     options: ProcessOptions,
     /// Per worker id: failures in a row and the last one's description.
     failures: Mutex<Vec<(u32, String)>>,
+    /// The pool's log level, told when the pool is built.
+    log_level: OnceLock<LogLevel>,
 }
 
 impl Supervisor {
+    /// Whether the pool emits events at `level`.
+    fn logs(&self, level: LogLevel) -> bool {
+        self.log_level.get().copied().unwrap_or_default() >= level
+    }
+
     /// Waits out the back-off before worker `worker` starts a process, or refuses once it
     /// failed `max_restarts` times in a row.
     fn before_start(&self, worker: usize) -> Result<(), HandlerError> {
@@ -257,10 +272,19 @@ impl Proxy {
         if self.child.is_none() {
             self.supervisor.before_start(self.worker)?;
             match Connection::open(self.worker, &self.supervisor.options) {
-                Ok(connection) => self.child = Some(connection),
+                Ok(connection) => {
+                    if self.supervisor.logs(LogLevel::Debug) {
+                        let pid = connection.process.pid();
+                        tracing::debug!(worker = self.worker, pid, "worker process started");
+                    }
+                    self.child = Some(connection);
+                }
                 Err(message) => {
                     self.supervisor.failed(self.worker, &message);
-                    tracing::warn!(worker = self.worker, %message, "worker process did not start");
+                    if self.supervisor.logs(LogLevel::Warn) {
+                        tracing::warn!(worker = self.worker, %message,
+                            "worker process did not start");
+                    }
                     return Err(HandlerError::new(message));
                 }
             }
@@ -350,12 +374,16 @@ impl Proxy {
             }
             Outcome::Abandoned => {
                 // Settled without us (time limit, cancel, terminate): pre-empt for real.
-                tracing::info!(worker, "task abandoned; its worker process is killed");
+                if self.supervisor.logs(LogLevel::Info) {
+                    tracing::info!(worker, "task abandoned; its worker process is killed");
+                }
                 self.drop_child(true);
                 Reply::Abandoned
             }
             Outcome::Broken(cause) => {
-                tracing::warn!(worker, %cause, "worker process crashed; it will be replaced");
+                if self.supervisor.logs(LogLevel::Warn) {
+                    tracing::warn!(worker, %cause, "worker process crashed; it will be replaced");
+                }
                 self.supervisor.failed(worker, &cause);
                 self.drop_child(true);
                 Reply::Crashed(TaskError::WorkerCrashed { worker, cause })
@@ -369,7 +397,9 @@ impl Proxy {
             return;
         };
         if let Err(message) = connection.control(Message::Reset) {
-            tracing::warn!(worker = self.worker, %message, "worker process could not reset");
+            if self.supervisor.logs(LogLevel::Warn) {
+                tracing::warn!(worker = self.worker, %message, "worker process could not reset");
+            }
             self.drop_child(true);
         }
     }
@@ -445,11 +475,6 @@ impl Connection {
 
         connection.greeting()?;
         connection.control(Message::Initialize)?;
-        tracing::debug!(
-            worker,
-            pid = connection.process.pid(),
-            "worker process started"
-        );
         Ok(connection)
     }
 
