@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use protozoa_workers::{Handlers, Task, TaskContext, TaskError, WorkerPool};
+use protozoa_workers::{task, Handlers, TaskContext, TaskError, WorkerPool};
 
 /// Frames to run: two seconds at 60 fps.
 const FRAMES: u32 = 120;
@@ -23,28 +23,15 @@ const CHUNK: usize = 200;
 /// Every this many frames, the level-of-detail pass is slow.
 const SLOW_LOD_EVERY: u32 = 20;
 
-/// Pairwise forces on a chunk of particles: sums of inverse squared distances.
-struct CalculateForces;
-impl Task for CalculateForces {
-    const NAME: &'static str = "calculateForces";
-    type Input = u64;
-    type Output = f32;
-}
+task! {
+    /// Pairwise forces on a chunk of particles: sums of inverse squared distances.
+    struct CalculateForces: u64 => f32 = "calculateForces";
 
-/// Flocking on a chunk of particles: the mean distance to the others.
-struct CalculateBehavior;
-impl Task for CalculateBehavior {
-    const NAME: &'static str = "calculateBehavior";
-    type Input = u64;
-    type Output = f32;
-}
+    /// Flocking on a chunk of particles: the mean distance to the others.
+    struct CalculateBehavior: u64 => f32 = "calculateBehavior";
 
-/// A level-of-detail pass; the input is how long it works, in microseconds.
-struct CalculateLod;
-impl Task for CalculateLod {
-    const NAME: &'static str = "calculateLOD";
-    type Input = u64;
-    type Output = u32;
+    /// A level-of-detail pass; the input is how long it works, in microseconds.
+    struct CalculateLod: u64 => u32 = "calculateLOD";
 }
 
 /// A chunk of particle positions drawn from `seed`.

@@ -39,6 +39,42 @@ pub trait Task: 'static {
     type Output: Serialize + DeserializeOwned + Send + 'static;
 }
 
+/// Declares task types: for each, a unit struct and its [`Task`] impl.
+///
+/// `struct Name: Input => Output = "name";` declares the type `Name` whose
+/// tasks take an `Input`, give an `Output`, and are known to workers as
+/// `"name"`. Doc comments and a visibility go before `struct`, as on any item.
+/// The struct derives `Debug`, `Clone`, `Copy` and `Default`.
+///
+/// ```
+/// protozoa_workers::task! {
+///     /// Squares a number.
+///     pub struct Square: f64 => f64 = "square";
+///     struct Checksum: Vec<u8> => u32 = "checksum";
+/// }
+///
+/// use protozoa_workers::Task;
+/// assert_eq!(Square::NAME, "square");
+/// assert_eq!(<Checksum as Task>::NAME, "checksum");
+/// ```
+#[macro_export]
+macro_rules! task {
+    ($(
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident : $input:ty => $output:ty = $wire:literal;
+    )+) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Default)]
+        $vis struct $name;
+
+        impl $crate::Task for $name {
+            const NAME: &'static str = $wire;
+            type Input = $input;
+            type Output = $output;
+        }
+    )+};
+}
+
 /// A task's id: a random (version 4) UUID, assigned at submission.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TaskId(uuid::Uuid);

@@ -9,7 +9,7 @@ use protozoa_workers::process::codec::task_error;
 use protozoa_workers::process::host::serve_handlers;
 use protozoa_workers::process::wire::{FailureKind, Frame, Message, Run};
 use protozoa_workers::process::worker_side::WorkerEnv;
-use protozoa_workers::{HandlerError, Handlers, Task, TaskError};
+use protozoa_workers::{task, HandlerError, Handlers, Task, TaskError};
 use std::sync::{Arc, OnceLock};
 
 use protozoa_workers::process::handoff::{self, PodData};
@@ -17,48 +17,20 @@ use protozoa_workers::process::shm::{Segment, SegmentCache, SentSegments, ShmErr
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-struct Add;
-impl Task for Add {
-    const NAME: &'static str = "add";
-    type Input = (i64, i64);
-    type Output = i64;
-}
+task! {
+    struct Add: (i64, i64) => i64 = "add";
 
-/// Counts the tasks of this type the worker ran since its state was built.
-struct Count;
-impl Task for Count {
-    const NAME: &'static str = "count";
-    type Input = ();
-    type Output = u64;
-}
+    /// Counts the tasks of this type the worker ran since its state was built.
+    struct Count: () => u64 = "count";
 
-struct Refuse;
-impl Task for Refuse {
-    const NAME: &'static str = "refuse";
-    type Input = String;
-    type Output = ();
-}
+    struct Refuse: String => () = "refuse";
 
-struct Boom;
-impl Task for Boom {
-    const NAME: &'static str = "boom";
-    type Input = ();
-    type Output = ();
-}
+    struct Boom: () => () = "boom";
 
-struct Double;
-impl Task for Double {
-    const NAME: &'static str = "double";
-    type Input = Vec<f32>;
-    type Output = Vec<f32>;
-}
+    struct Double: Vec<f32> => Vec<f32> = "double";
 
-/// Waits until it is cancelled.
-struct Wait;
-impl Task for Wait {
-    const NAME: &'static str = "wait";
-    type Input = ();
-    type Output = ();
+    /// Waits until it is cancelled.
+    struct Wait: () => () = "wait";
 }
 
 /// A read-only f32 buffer that crosses to a worker process as shared memory when large: the
@@ -111,28 +83,15 @@ impl<'de> serde::Deserialize<'de> for Blob {
     }
 }
 
-/// Sums one value from each 4 KiB page of a blob, and says whether it was mapped.
-struct PageSum;
-impl Task for PageSum {
-    const NAME: &'static str = "page-sum";
-    type Input = Blob;
-    type Output = (f32, bool);
-}
+task! {
+    /// Sums one value from each 4 KiB page of a blob, and says whether it was mapped.
+    struct PageSum: Blob => (f32, bool) = "page-sum";
 
-/// Makes a blob of `n` copies of a value.
-struct Fill;
-impl Task for Fill {
-    const NAME: &'static str = "fill";
-    type Input = (usize, f32);
-    type Output = Blob;
-}
+    /// Makes a blob of `n` copies of a value.
+    struct Fill: (usize, f32) => Blob = "fill";
 
-/// Not registered in the worker.
-struct Local;
-impl Task for Local {
-    const NAME: &'static str = "local";
-    type Input = ();
-    type Output = ();
+    /// Not registered in the worker.
+    struct Local: () => () = "local";
 }
 
 fn handlers() -> Handlers<u64> {

@@ -8,15 +8,11 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use protozoa_workers::process::{serve_if_worker, ProcessOptions};
-use protozoa_workers::{Handlers, LogLevel, Task, TaskError, WorkerPool};
+use protozoa_workers::{task, Handlers, LogLevel, TaskError, WorkerPool};
 use tracing_subscriber::fmt::MakeWriter;
 
-struct Abort;
-
-impl Task for Abort {
-    const NAME: &'static str = "abort";
-    type Input = ();
-    type Output = ();
+task! {
+    struct Abort: () => () = "abort";
 }
 
 fn handlers() -> Handlers<()> {

@@ -18,31 +18,22 @@ use protozoa_workers::process::wire::{
 };
 use protozoa_workers::process::worker_side::WorkerEnv;
 use protozoa_workers::process::{serve_if_worker, ProcessOptions};
-use protozoa_workers::{Handlers, Task, TaskError, WorkerPool};
+use protozoa_workers::{task, Handlers, TaskError, WorkerPool};
 
-macro_rules! task {
-    ($name:ident, $wire:literal, $input:ty, $output:ty) => {
-        struct $name;
-        impl Task for $name {
-            const NAME: &'static str = $wire;
-            type Input = $input;
-            type Output = $output;
-        }
-    };
+task! {
+    struct Double: u64 => u64 = "double";
+    struct Count: () => u64 = "count";
+    struct Pid: () => u32 = "pid";
+    struct Abort: () => () = "abort";
+    struct Segfault: () => () = "segfault";
+    struct Spin: () => () = "spin";
+    struct Hog: usize => usize = "hog";
+    struct PageSum: SharedBuffer => (f32, usize) = "page-sum";
+    struct Garble: () => () = "garble";
+    struct Oversize: () => () = "oversize";
+    struct AbortOnce: String => u32 = "abort-once";
+    struct StartSleeper: () => u32 = "start-sleeper";
 }
-
-task!(Double, "double", u64, u64);
-task!(Count, "count", (), u64);
-task!(Pid, "pid", (), u32);
-task!(Abort, "abort", (), ());
-task!(Segfault, "segfault", (), ());
-task!(Spin, "spin", (), ());
-task!(Hog, "hog", usize, usize);
-task!(PageSum, "page-sum", SharedBuffer, (f32, usize));
-task!(Garble, "garble", (), ());
-task!(Oversize, "oversize", (), ());
-task!(AbortOnce, "abort-once", String, u32);
-task!(StartSleeper, "start-sleeper", (), u32);
 
 /// The handlers, in the pool and in its worker processes alike.
 fn handlers() -> Handlers<u64> {

@@ -8,22 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use protozoa_workers::{HandlerError, Handlers, Task, TaskError, TaskId, WorkerPool};
+use protozoa_workers::{task, HandlerError, Handlers, TaskError, TaskId, WorkerPool};
 
-/// Fails until it has been called `Input` times, then returns its attempt.
-struct Flaky;
-impl Task for Flaky {
-    const NAME: &'static str = "flaky";
-    type Input = usize;
-    type Output = usize;
-}
+task! {
+    /// Fails until it has been called `Input` times, then returns its attempt.
+    struct Flaky: usize => usize = "flaky";
 
-/// Always fails with a permanent error.
-struct Broken;
-impl Task for Broken {
-    const NAME: &'static str = "broken";
-    type Input = ();
-    type Output = ();
+    /// Always fails with a permanent error.
+    struct Broken: () => () = "broken";
 }
 
 #[derive(Clone, Default)]

@@ -9,7 +9,7 @@
 //! deadline (a task still queued then expires unrun), background tasks with `Priority::LOW`.
 
 use anyhow::{anyhow, Context, Result};
-use protozoa_workers::{Handlers, Priority, Task, TaskError, TaskHandle, WorkerPool};
+use protozoa_workers::{task, Handlers, Priority, TaskError, TaskHandle, WorkerPool};
 
 use super::{Class, Contender, Pending, Settled, Spin};
 use crate::clock;
@@ -18,22 +18,12 @@ use crate::work::{self, TinyWork};
 
 pub const NAME: &str = OURS;
 
-/// The tiny task: [`TinyWork`] over its input.
-struct Tiny;
+task! {
+    /// The tiny task: [`TinyWork`] over its input.
+    struct Tiny: u64 => u64 = "benchTiny";
 
-impl Task for Tiny {
-    const NAME: &'static str = "benchTiny";
-    type Input = u64;
-    type Output = u64;
-}
-
-/// Computes for the given microseconds; returns when it finished, in ns since the epoch.
-struct Spinning;
-
-impl Task for Spinning {
-    const NAME: &'static str = "benchSpin";
-    type Input = u64;
-    type Output = u64;
+    /// Computes for the given microseconds; returns when it finished, in ns since the epoch.
+    struct Spinning: u64 => u64 = "benchSpin";
 }
 
 /// A `WorkerPool` with `workers` thread workers.

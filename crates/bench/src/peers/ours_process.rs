@@ -8,7 +8,7 @@
 use anyhow::{Context, Result};
 use protozoa_workers::buffer::SharedBuffer;
 use protozoa_workers::process::{self, ProcessOptions};
-use protozoa_workers::{Handlers, Task, WorkerPool};
+use protozoa_workers::{task, Handlers, WorkerPool};
 
 use crate::child::sum_pages;
 use crate::report::OURS;
@@ -17,22 +17,12 @@ use crate::scenarios::transfer::Carry;
 
 pub const NAME: &str = OURS;
 
-/// The tiny round trip: a number in, the next number out.
-struct Ping;
+task! {
+    /// The tiny round trip: a number in, the next number out.
+    struct Ping: u64 => u64 = "benchPing";
 
-impl Task for Ping {
-    const NAME: &'static str = "benchPing";
-    type Input = u64;
-    type Output = u64;
-}
-
-/// The sum of the first value of each 4 KiB page of a shared buffer.
-struct PageSum;
-
-impl Task for PageSum {
-    const NAME: &'static str = "benchPageSum";
-    type Input = SharedBuffer<f32>;
-    type Output = f64;
+    /// The sum of the first value of each 4 KiB page of a shared buffer.
+    struct PageSum: SharedBuffer<f32> => f64 = "benchPageSum";
 }
 
 /// The bench's own task types, on any handler set.

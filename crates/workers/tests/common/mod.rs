@@ -3,53 +3,25 @@
 
 use std::time::{Duration, Instant};
 
-use protozoa_workers::{HandlerError, Handlers, Task, TaskContext};
+use protozoa_workers::{task, HandlerError, Handlers, TaskContext};
 
-pub struct Double;
-impl Task for Double {
-    const NAME: &'static str = "double";
-    type Input = u64;
-    type Output = u64;
-}
+task! {
+    pub struct Double: u64 => u64 = "double";
 
-pub struct Fail;
-impl Task for Fail {
-    const NAME: &'static str = "fail";
-    type Input = String;
-    type Output = ();
-}
+    pub struct Fail: String => () = "fail";
 
-pub struct Panic;
-impl Task for Panic {
-    const NAME: &'static str = "panic";
-    type Input = String;
-    type Output = ();
-}
+    pub struct Panic: String => () = "panic";
 
-/// Sleeps for the given milliseconds, checking its token; returns whether it
-/// saw a cancellation.
-pub struct Sleep;
-impl Task for Sleep {
-    const NAME: &'static str = "sleep";
-    type Input = u64;
-    type Output = bool;
-}
+    /// Sleeps for the given milliseconds, checking its token; returns whether it
+    /// saw a cancellation.
+    pub struct Sleep: u64 => bool = "sleep";
 
-/// Returns how many tasks this worker's state has counted (its own included).
-pub struct Count;
-impl Task for Count {
-    const NAME: &'static str = "count";
-    type Input = ();
-    type Output = u64;
-}
+    /// Returns how many tasks this worker's state has counted (its own included).
+    pub struct Count: () => u64 = "count";
 
-/// An async task that completes after the given milliseconds, measured by a
-/// timer thread (no runtime needed).
-pub struct AsyncDelay;
-impl Task for AsyncDelay {
-    const NAME: &'static str = "asyncDelay";
-    type Input = u64;
-    type Output = u64;
+    /// An async task that completes after the given milliseconds, measured by a
+    /// timer thread (no runtime needed).
+    pub struct AsyncDelay: u64 => u64 = "asyncDelay";
 }
 
 pub fn sleep_checking(millis: u64, task: &TaskContext<'_>) -> bool {
@@ -139,20 +111,12 @@ impl Latch {
     }
 }
 
-/// Waits on the test's latch, counting how many tasks hold a worker.
-pub struct Hold;
-impl Task for Hold {
-    const NAME: &'static str = "hold";
-    type Input = ();
-    type Output = ();
-}
+task! {
+    /// Waits on the test's latch, counting how many tasks hold a worker.
+    pub struct Hold: () => () = "hold";
 
-/// Records its input in the order tasks ran.
-pub struct Record;
-impl Task for Record {
-    const NAME: &'static str = "record";
-    type Input = u64;
-    type Output = u64;
+    /// Records its input in the order tasks ran.
+    pub struct Record: u64 => u64 = "record";
 }
 
 /// What the scheduling tests share: the latch, the holders and the record.
