@@ -15,8 +15,8 @@
 //! worker is rebuilt before its next task.
 //!
 //! With process workers, the worker's proxy sends a chunk's items to its
-//! process one request each (`process::proxy`): the items still share the
-//! chunk's wake-up and job, but each is one round trip.
+//! process one request each, pipelined (`process::proxy`): the items share the
+//! chunk's wake-up and job, and the process runs them back to back.
 
 use std::fmt;
 use std::future::Future;

@@ -33,6 +33,7 @@ task! {
     struct Oversize: () => () = "oversize";
     struct AbortOnce: String => u32 = "abort-once";
     struct StartSleeper: () => u32 = "start-sleeper";
+    struct Reverse: Vec<u8> => Vec<u8> = "reverse";
 }
 
 /// The handlers, in the pool and in its worker processes alike.
@@ -67,6 +68,10 @@ fn handlers() -> Handlers<u64> {
         })
         .handler::<Garble>(|_, (), _| Ok(()))
         .handler::<Oversize>(|_, (), _| Ok(()))
+        .handler::<Reverse>(|_, mut bytes, _| {
+            bytes.reverse();
+            Ok(bytes)
+        })
         .handler::<StartSleeper>(|_, (), _| {
             // A process of the handler's own, left running: its pid is the answer.
             let sleeper = std::process::Command::new("sleep").arg("600").spawn()?;
@@ -282,6 +287,51 @@ fn a_batch_item_whose_process_crashes_settles_as_crashed_and_the_rest_run_on() {
     let pids: Vec<u32> = results[1..].iter().map(|r| r.clone().unwrap()).collect();
     assert_eq!(pids[0], pids[1]);
     assert!(is_alive(pids[0]));
+    pool.close();
+    pool.join();
+}
+
+#[test]
+fn a_batch_of_large_items_crosses_to_the_worker_process_and_back_intact() {
+    let pool = pool(1, options("worker_entry", "batch-large"));
+    // Items of 10 KiB share the channel with others; items of 300 KiB go alone. Replies are
+    // as large as the requests, so a pool that sent without reading would deadlock here.
+    let items: Vec<Vec<u8>> = (0..40_u8)
+        .map(|n| {
+            let len = if n % 5 == 0 { 300 << 10 } else { 10 << 10 };
+            (0..len).map(|i| (i as u8).wrapping_add(n)).collect()
+        })
+        .collect();
+
+    let results = pool.batch::<Reverse>(items.clone()).unwrap().wait();
+
+    assert_eq!(results.len(), items.len());
+    for (result, mut item) in results.into_iter().zip(items) {
+        item.reverse();
+        assert_eq!(result.unwrap(), item);
+    }
+    pool.close();
+    pool.join();
+}
+
+#[test]
+fn a_batch_past_its_time_limit_settles_every_item_and_the_pool_goes_on() {
+    let pool = WorkerPool::builder(handlers())
+        .workers(1)
+        .task_timeout(Some(Duration::from_millis(200)))
+        .process_workers(options("worker_entry", "batch-timeout"))
+        .build()
+        .expect("pool");
+
+    let results = pool.batch::<Spin>(vec![(); 3]).unwrap().wait();
+
+    for result in &results {
+        assert!(
+            matches!(result, Err(TaskError::TimedOut { .. })),
+            "{results:?}"
+        );
+    }
+    assert_eq!(pool.submit::<Double>(4).unwrap().wait(), Ok(8));
     pool.close();
     pool.join();
 }
