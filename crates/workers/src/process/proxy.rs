@@ -404,10 +404,12 @@ impl Proxy {
                         bytes_in_flight += size;
                         next += 1;
                     }
-                    // The process is gone: the oldest item in flight (or this one) crashed it.
+                    // The process is gone: the oldest item in flight (or this one) crashed
+                    // it. The items after that one go again, to a fresh process.
                     Err(cause) => {
                         let crashed = in_flight.front().map_or(next, |(index, ..)| *index);
-                        next = self.crashed(crashed, cause, &mut replies);
+                        replies[crashed] = Some(Err(self.crash(cause)));
+                        next = crashed + 1;
                         in_flight.clear();
                         bytes_in_flight = 0;
                     }
@@ -423,34 +425,18 @@ impl Proxy {
             let Some(connection) = self.child.as_mut() else {
                 continue;
             };
-            match connection.reply(id, &abandoned) {
-                Outcome::Done(done, fds) => {
-                    self.supervisor.succeeded(worker);
-                    replies[index] = Some(match SegmentCache::new().resolve(&done.segments, fds) {
-                        Ok(segments) => Ok((done.output, segments)),
-                        Err(error) => Err(TaskError::InvalidOutput {
-                            task: codec.name().to_owned(),
-                            message: error.to_string(),
-                        }),
-                    });
-                }
-                Outcome::Failed(failure) => {
-                    self.supervisor.succeeded(worker);
-                    replies[index] = Some(Err(task_error(codec.name(), worker, failure)));
-                }
-                Outcome::Abandoned => {
-                    if self.supervisor.logs(LogLevel::Info) {
-                        tracing::info!(worker, "batch abandoned; its worker process is killed");
-                    }
-                    self.drop_child(true);
-                    return;
-                }
-                Outcome::Broken(cause) => {
-                    // Items after the crashed one go again, to a fresh process.
-                    next = self.crashed(index, cause, &mut replies);
+            let outcome = connection.reply(id, &abandoned);
+            match self.reply_of(outcome, codec) {
+                Reply::Output(output, segments) => replies[index] = Some(Ok((output, segments))),
+                Reply::Error(error) => replies[index] = Some(Err(error)),
+                Reply::Crashed(error) => {
+                    // The items after the crashed one go again, to a fresh process.
+                    replies[index] = Some(Err(error));
+                    next = index + 1;
                     in_flight.clear();
                     bytes_in_flight = 0;
                 }
+                Reply::Abandoned => return,
             }
         }
         let replies = replies.into_iter().map(|reply| {
@@ -464,29 +450,24 @@ impl Proxy {
         codec.settle_chunk(&**job, replies.collect());
     }
 
-    /// The process died while item `index` of a chunk ran: that item settles as crashed, the
-    /// process is replaced, and the chunk goes on from the next item (returned).
-    fn crashed(&mut self, index: usize, cause: String, replies: &mut [Option<ItemReply>]) -> usize {
-        let worker = self.worker;
-        if self.supervisor.logs(LogLevel::Warn) {
-            tracing::warn!(worker, %cause, "worker process crashed; it will be replaced");
-        }
-        self.supervisor.failed(worker, &cause);
-        self.drop_child(true);
-        replies[index] = Some(Err(TaskError::WorkerCrashed { worker, cause }));
-        index + 1
-    }
-
-    /// Sends one request (a task, or one item of `job`'s chunk) to the worker process,
-    /// starting one if needed, and waits for its reply.
+    /// Sends one request (a task) to the worker process, starting one if needed, and waits
+    /// for its reply.
     fn request(&mut self, job: &Arc<dyn Job>, codec: &JobCodec, input: Encoded) -> Reply {
         let worker = self.worker;
         let connection = match self.connect() {
             Ok(connection) => connection,
             Err(error) => return Reply::Error(TaskError::WorkerUnavailable { worker, error }),
         };
+        let outcome = connection.run(codec.name(), input, &**job);
+        self.reply_of(outcome, codec)
+    }
 
-        match connection.run(codec.name(), input, &**job) {
+    /// What a request's outcome gives its job (or chunk item), after doing what the outcome
+    /// asks of the proxy: a reply ends the worker's run of failures; a process whose job was
+    /// settled without it, or that crashed, is killed (and a crash counts as a failure).
+    fn reply_of(&mut self, outcome: Outcome, codec: &JobCodec) -> Reply {
+        let worker = self.worker;
+        match outcome {
             Outcome::Done(done, fds) => {
                 self.supervisor.succeeded(worker);
                 match SegmentCache::new().resolve(&done.segments, fds) {
@@ -509,15 +490,20 @@ impl Proxy {
                 self.drop_child(true);
                 Reply::Abandoned
             }
-            Outcome::Broken(cause) => {
-                if self.supervisor.logs(LogLevel::Warn) {
-                    tracing::warn!(worker, %cause, "worker process crashed; it will be replaced");
-                }
-                self.supervisor.failed(worker, &cause);
-                self.drop_child(true);
-                Reply::Crashed(TaskError::WorkerCrashed { worker, cause })
-            }
+            Outcome::Broken(cause) => Reply::Crashed(self.crash(cause)),
         }
+    }
+
+    /// The process died or broke the protocol: it is killed and counted as a failure, and
+    /// the request it ran settles with the returned error.
+    fn crash(&mut self, cause: String) -> TaskError {
+        let worker = self.worker;
+        if self.supervisor.logs(LogLevel::Warn) {
+            tracing::warn!(worker, %cause, "worker process crashed; it will be replaced");
+        }
+        self.supervisor.failed(worker, &cause);
+        self.drop_child(true);
+        TaskError::WorkerCrashed { worker, cause }
     }
 
     /// `reset()`: the worker process clears its state; a process that cannot is replaced.
